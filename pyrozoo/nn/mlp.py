@@ -1,0 +1,68 @@
+"""Multi-layer perceptrons: plain and gated dense blocks."""
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
+
+
+class GatedDense(nn.Module):
+    """Gated dense layer ``h(x) * sigmoid(g(x))`` (Dauphin et al. 2017; VampPrior paper §5.1).
+
+    Input ``(..., in_features)``, output ``(..., out_features)``.
+    """
+
+    def __init__(self, in_features, out_features, activation=None):
+        super().__init__()
+        self.h = nn.Linear(in_features, out_features)
+        self.g = nn.Linear(in_features, out_features)
+        self.activation = activation
+
+    def forward(self, x):
+        h = self.h(x)
+        if self.activation is not None:
+            h = self.activation(h)
+        return h * torch.sigmoid(self.g(x))
+
+
+class MLP(nn.Sequential):
+    """A stack of dense layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    Hidden layers use ``activation`` (a name from ``relu, elu, tanh, leaky_relu``) or, with
+    ``gated=True``, :class:`GatedDense` blocks. The last layer is linear unless
+    ``final_activation`` names one. Input ``(..., sizes[0])``, output ``(..., sizes[-1])``.
+    """
+
+    def __init__(self, sizes, activation="relu", gated=False, final_activation=None):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"MLP needs at least two positive sizes, got {sizes}")
+        for name in (activation, final_activation):
+            if name is not None and name not in _ACTIVATIONS:
+                raise ValueError(f"unknown activation {name!r}; choose from {sorted(_ACTIVATIONS)}")
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            last = i == len(sizes) - 2
+            if last:
+                layers.append(nn.Linear(a, b))
+                if final_activation is not None:
+                    layers.append(_ACTIVATIONS[final_activation]())
+            elif gated:
+                layers.append(GatedDense(a, b))
+            else:
+                layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
+        super().__init__(*layers)
+        self.sizes = sizes
+
+
+def he_init(module):
+    """He-normal initialisation of every ``nn.Linear``/``nn.Conv2d`` weight in ``module``, zero biases.
+
+    The VampPrior authors initialise their networks this way (He et al. 2015).
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
