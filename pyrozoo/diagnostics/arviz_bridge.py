@@ -1,0 +1,69 @@
+"""Posterior draws of a zoo model as ``arviz.InferenceData``, and PSIS k̂ of the amortised guide."""
+
+import arviz as az
+import numpy as np
+import pyro
+import torch
+
+from pyrozoo.inference.objectives import log_weights
+from pyrozoo.inference.traces import get_traces, particle_dim, sample_sites, vectorize
+
+
+@torch.no_grad()
+def to_inference_data(model, x, num_samples=500):
+    """Draws from the guide for the points ``x`` ``(B, *event_shape)`` as ``arviz.InferenceData``.
+
+    Groups: ``posterior`` (each latent site, e.g. ``z`` with dims ``(chain, draw, obs, z_dim)``;
+    sites outside the data plate keep their own dims), ``log_likelihood`` (``x``: log p(x_i|z_s),
+    dims ``(chain, draw, obs)``) and ``observed_data`` (``x`` flattened to ``(obs, x_dim)``).
+    One chain: the draws are independent, so R-hat is not meaningful, but ESS and summaries are.
+    """
+    model.check_data(x)
+    dim = particle_dim(model.model)
+    with pyro.validation_enabled(False):
+        model_trace, guide_trace = get_traces(vectorize(model.model, num_samples, dim),
+                                              vectorize(model.guide, num_samples, dim), (x,), {})
+    posterior, dims = {}, {}
+    batch = len(x)
+    for site in sample_sites(guide_trace):
+        value = site["value"]
+        name = site["name"]
+        extra = tuple(value.shape[1:])  # the particle plate is the leftmost dim
+        if len(extra) >= 1 and extra[0] == 1 and batch != 1:  # a global site broadcast over the data dim
+            value, extra = value.squeeze(1), extra[1:]
+        if len(extra) >= 1 and extra[0] == batch:
+            dims[name] = ["obs"] + [f"{name}_dim_{i}" if i else f"{name}_dim" for i in range(len(extra) - 1)]
+        else:
+            dims[name] = [f"{name}_dim_{i}" if i else f"{name}_dim" for i in range(len(extra))]
+        posterior[name] = value.cpu().numpy()[None]
+    log_lik = {}
+    for site in sample_sites(model_trace):
+        if site["is_observed"]:
+            lp = site["fn"].log_prob(site["value"])
+            log_lik[site["name"]] = lp.reshape(num_samples, batch).cpu().numpy()[None]
+            dims.setdefault(site["name"], ["obs"])
+    observed = {"x": x.reshape(batch, -1).cpu().numpy()}
+    dims["x"] = ["obs"]
+    obs_dims = {"x": ["obs", "x_dim"]}
+    idata = az.from_dict(posterior=posterior, log_likelihood=log_lik, observed_data=observed,
+                         dims={**{k: v for k, v in dims.items() if k in posterior}, "x": ["obs"]},
+                         coords={"obs": np.arange(batch)})
+    # observed data has its own pixel dim
+    idata.observed_data = az.from_dict(observed_data=observed, dims=obs_dims,
+                                       coords={"obs": np.arange(batch)}).observed_data
+    return idata
+
+
+@torch.no_grad()
+def psis_khat(model, x, num_samples=1000):
+    """Pareto k̂ per data point (Yao et al. 2018) of the importance weights p(x, z)/q(z|x), ``(B,)``.
+
+    k̂ < 0.5: the guide's importance weights are reliable; 0.5–0.7: usable with care;
+    > 0.7: q(z|x) misses mass of the posterior for that point. Uses ``arviz.psislw``.
+    """
+    model.check_data(x)
+    with pyro.validation_enabled(False):
+        lw = log_weights(model.model, model.guide, x, num_samples=num_samples)
+    lw = lw.double().cpu().numpy().T  # (B, S)
+    _, khat = az.psislw(lw - lw.max(axis=1, keepdims=True))
+    return torch.as_tensor(np.asarray(khat), dtype=torch.float64)

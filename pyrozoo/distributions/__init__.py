@@ -1,0 +1,9 @@
+"""Priors, likelihoods and custom distributions as ``pyro.distributions`` objects (layer 2)."""
+
+from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
+from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
+                                               GaussianLikelihood, Likelihood, make_likelihood)
+from pyrozoo.distributions.priors import Prior, StandardNormalPrior
+
+__all__ = ["DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood", "DiscretizedLogisticLikelihood",
+           "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior", "StandardNormalPrior"]

@@ -1,0 +1,74 @@
+"""The registry of named presets: each wires parts (prior, encoder, decoder, likelihood) into a model.
+
+``presets()`` lists them; ``build(name, event_shape=..., **options)`` returns the model object
+(a ``PyroModule`` with ``model`` and ``guide``).
+"""
+
+import math
+
+from pyrozoo.distributions import StandardNormalPrior, make_likelihood
+from pyrozoo.guides import GaussianEncoder
+from pyrozoo.models import VAE, Decoder
+from pyrozoo.nn import MLP
+
+_PRESETS = {}
+
+
+def register(name, description, defaults=None):
+    """Decorator registering a builder ``fn(event_shape, **options) -> model`` under ``name``.
+
+    ``defaults`` holds training defaults (epochs, lr, warmup, ...) that the CLI uses unless
+    a flag overrides them.
+    """
+    def deco(fn):
+        _PRESETS[name] = (description, fn, dict(defaults or {}))
+        return fn
+    return deco
+
+
+def presets():
+    """``{name: one-line description}`` of every registered preset."""
+    return {name: desc for name, (desc, _, _) in _PRESETS.items()}
+
+
+def train_defaults(name):
+    """The training defaults of a preset (a dict; may be empty)."""
+    _check(name)
+    return dict(_PRESETS[name][2])
+
+
+def _check(name):
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(_PRESETS)}")
+
+
+def build(name, event_shape=(1, 8, 8), **options):
+    """Build preset ``name`` for data points of shape ``event_shape``; raises ``ValueError`` for an
+    unknown preset or option."""
+    _check(name)
+    return _PRESETS[name][1](tuple(event_shape), **options)
+
+
+def mlp_vae(event_shape, z_dim=40, hidden=(300, 300), likelihood="bernoulli", gated=False,
+            activation="relu", likelihood_options=None, prior=None):
+    """A VAE with MLP encoder and mirrored MLP decoder, shared by several presets."""
+    if int(z_dim) < 1:
+        raise ValueError(f"z_dim must be positive, got {z_dim}")
+    hidden = [int(h) for h in hidden]
+    num_dims = math.prod(event_shape)
+    lik = make_likelihood(likelihood, event_shape, **(likelihood_options or {}))
+    enc_net = MLP([num_dims] + hidden, activation=activation, gated=gated, final_activation=activation) \
+        if not gated else MLP([num_dims] + hidden + [hidden[-1]], gated=True, activation=activation)
+    encoder = GaussianEncoder(enc_net, hidden[-1], z_dim, event_dim=len(event_shape))
+    dec_net = MLP([z_dim] + hidden[::-1] + [lik.params_per_dim * num_dims], activation=activation, gated=gated)
+    return VAE(encoder, Decoder(dec_net, lik), prior if prior is not None else StandardNormalPrior(z_dim))
+
+
+@register("vae", "VAE with a standard-normal prior, diagonal Gaussian encoder, MLP coders (Kingma & Welling 2014)",
+          defaults={"epochs": 100, "lr": 1e-3, "warmup": 10, "patience": 30})
+def _vae(event_shape, z_dim=None, hidden=None, likelihood="bernoulli", **likelihood_options):
+    small = math.prod(event_shape) <= 256
+    z_dim = z_dim if z_dim is not None else (8 if small else 40)
+    hidden = hidden if hidden is not None else ((128, 128) if small else (300, 300))
+    return mlp_vae(event_shape, z_dim=z_dim, hidden=hidden, likelihood=likelihood,
+                   likelihood_options=likelihood_options)
