@@ -36,6 +36,7 @@ class Dataset:
     binarize: bool = False
     labels: dict = field(default_factory=dict)
     box: tuple = None
+    levels: int = None  # number of grey levels of continuous images (17 for digits, 256 for 8-bit)
 
     @property
     def event_shape(self):
@@ -97,6 +98,7 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
         g = torch.Generator().manual_seed(seed)
         parts = [sample_toy(key, n, generator=g) for n in TOY_SPLIT]
         return Dataset(key, *parts, support="real", box=BOXES[key])
+    levels = 17 if key == "digits" else 256
     if key == "digits":
         images, labels = load_digits_tensors()
         a, b, _ = DIGITS_SPLIT
@@ -120,4 +122,5 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
     if binarize:
         parts[1] = _binarize_once(parts[1], BINARIZE_SEED)
         parts[2] = _binarize_once(parts[2], BINARIZE_SEED + 1)
-    return Dataset(key, *parts, support="binary" if binarize else "unit", binarize=bool(binarize), labels=labels)
+    return Dataset(key, *parts, support="binary" if binarize else "unit", binarize=bool(binarize), labels=labels,
+                   levels=levels)

@@ -1,0 +1,255 @@
+"""The ``pyrozoo`` command: a thin layer over :mod:`pyrozoo.zoo`, :mod:`pyrozoo.data`,
+:mod:`pyrozoo.inference`, :mod:`pyrozoo.evaluation` and :mod:`pyrozoo.diagnostics`.
+
+    pyrozoo list
+    pyrozoo train PRESET [--dataset D] [--epochs N] [--batch-size B] [--lr LR] [--warmup W]
+                         [--device cpu|cuda] [--seed S] [--data-dir DIR] [--out DIR] [--resume] [--quiet]
+    pyrozoo evaluate RUN_DIR [--num-samples S]
+    pyrozoo sample RUN_DIR [-n N]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pyrozoo import zoo
+from pyrozoo.data import DATASETS, load
+from pyrozoo.inference import OBJECTIVES, TrainConfig, Trainer, TrainingDiverged, make_objective
+from pyrozoo.inference.checkpoint import load_checkpoint
+from pyrozoo.inference.trainer import config_dict, write_json
+
+LIKELIHOOD_CHOICES = ("bernoulli", "gaussian", "dlogistic")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message and exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"pyrozoo: error: {message}\n")
+        sys.exit(2)
+
+
+def _model_options(args, dataset):
+    opts = {}
+    if args.z_dim is not None:
+        opts["z_dim"] = args.z_dim
+    if args.hidden is not None:
+        opts["hidden"] = [int(h) for h in args.hidden.split(",")]
+    likelihood = args.likelihood or ("bernoulli" if dataset.support == "binary" else
+                                     "gaussian" if dataset.support == "real" else "dlogistic")
+    opts["likelihood"] = likelihood
+    if likelihood == "dlogistic":
+        opts["num_bins"] = dataset.levels or 256
+    return opts
+
+
+def _load_data(name, likelihood, data_dir, download):
+    binarize = None
+    if likelihood is not None and name in ("digits", "mnist", "fashion-mnist"):
+        binarize = likelihood == "bernoulli"
+    return load(name, data_dir=data_dir, download=download, binarize=binarize)
+
+
+def _fresh_dir(path):
+    path = Path(path)
+    if not path.exists():
+        return path
+    i = 2
+    while Path(f"{path}-{i}").exists():
+        i += 1
+    return Path(f"{path}-{i}")
+
+
+def train(args):
+    """``pyrozoo train``: validate everything, train, evaluate, write the run directory."""
+    defaults = zoo.train_defaults(args.preset)
+    cfg = TrainConfig(epochs=args.epochs or defaults.get("epochs", 100),
+                      batch_size=args.batch_size or defaults.get("batch_size", 100),
+                      lr=args.lr or defaults.get("lr", 1e-3),
+                      warmup=args.warmup if args.warmup is not None else defaults.get("warmup", 0),
+                      patience=args.patience or defaults.get("patience", 50), seed=args.seed,
+                      device=args.device, quiet=args.quiet)
+    cfg.validate()
+    objective = make_objective(args.objective, args.particles)
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None or not (out / "checkpoints" / "last.pt").exists():
+            raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
+        saved = json.loads((out / "config.json").read_text())
+        if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
+            raise ValueError(f"{out} holds a {saved['preset']} run on {saved['dataset']}, not {args.preset} on "
+                             f"{args.dataset}")
+    else:
+        out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
+    dataset = _load_data(args.dataset, args.likelihood, args.data_dir, args.download)
+    options = _model_options(args, dataset)
+    torch.manual_seed(args.seed)
+    model = zoo.build(args.preset, event_shape=dataset.event_shape, **options)
+    trainer = Trainer(model, dataset, cfg, out, objective=objective)
+    config = {"preset": args.preset, "dataset": args.dataset, "model_options": options, "train": config_dict(cfg),
+              "objective": args.objective, "particles": args.particles,
+              "data_dir": str(args.data_dir) if args.data_dir else None, "binarize": dataset.binarize}
+    if args.resume:
+        trainer.resume()
+    write_json(out / "config.json", config)
+    start = time.perf_counter()
+    result = trainer.fit()
+    trainer.load_best()
+    summary = {"preset": args.preset, "dataset": args.dataset, **result,
+               "train_seconds": round(time.perf_counter() - start, 2)}
+    summary.update(evaluate_model(model, dataset, out, args.eval_samples, quiet=args.quiet))
+    write_json(out / "summary.json", summary)
+    if not args.quiet:
+        print(f"run directory: {out}")
+        print(f"test log-likelihood {summary['test_log_likelihood']:.3f} nats, ELBO {summary['test_elbo']:.3f}, "
+              f"active units {summary['active_units']}")
+    return summary
+
+
+def evaluate_model(model, dataset, out, num_samples, quiet=True):
+    """Test-set metrics and figures of a trained model; returns the metrics as a dict."""
+    from pyrozoo.diagnostics import psis_khat
+    from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood
+    from pyrozoo.plots import image_grid, khat_plot, latent_scatter, reconstructions
+
+    model.eval()
+    test = dataset.test
+    ll = log_likelihood(model, test, num_samples=num_samples, progress=not quiet)
+    terms = elbo_terms(model, test)
+    au = active_units(model, test)
+    khat = psis_khat(model, test[:200], num_samples=min(1000, max(num_samples, 100)))
+    figures = Path(out) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
+        if test.dim() > 2:
+            reconstructions(test[:10], model.reconstruct(test[:10]), figures / "reconstructions.png")
+        means = model.encode(test).mean
+        latent_scatter(means, dataset.labels.get("test"), figures / "latent.png")
+        khat_plot(khat, figures / "khat.png")
+    return {"test_log_likelihood": ll.mean().item(), "test_elbo": terms["elbo"].mean().item(),
+            "test_reconstruction": terms["reconstruction"].mean().item(), "test_kl": terms["kl"].mean().item(),
+            "active_units": {k: v["count"] for k, v in au.items()}, "psis_khat_mean": khat.mean().item(),
+            "psis_khat_above_0.7": float((khat > 0.7).double().mean()), "num_samples": num_samples,
+            "num_test": len(test)}
+
+
+def load_run(run_dir, device="cpu"):
+    """Rebuild the model of a run directory from ``config.json`` and ``checkpoints/best.pt``.
+
+    Returns ``(model, dataset, config)``.
+    """
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise ValueError(f"{run_dir} is not a run directory (no config.json)")
+    config = json.loads(cfg_path.read_text())
+    likelihood = config["model_options"].get("likelihood")
+    dataset = _load_data(config["dataset"], likelihood, config.get("data_dir"), False)
+    model = zoo.build(config["preset"], event_shape=dataset.event_shape, **config["model_options"])
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    if not ckpt.exists():
+        ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        raise ValueError(f"{run_dir} has no checkpoint yet")
+    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    return model.to(device).eval(), dataset.to(device), config
+
+
+def evaluate(args):
+    """``pyrozoo evaluate``: recompute the test metrics of a run into ``evaluation.json``."""
+    model, dataset, _ = load_run(args.run_dir)
+    result = evaluate_model(model, dataset, args.run_dir, args.num_samples, quiet=args.quiet)
+    write_json(Path(args.run_dir) / "evaluation.json", result)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def sample(args):
+    """``pyrozoo sample``: draw ``n`` samples into ``figures/samples-N.png`` and ``samples.pt``."""
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    torch.manual_seed(args.seed)
+    model, _, _ = load_run(args.run_dir)
+    from pyrozoo.plots import image_grid
+    x = model.sample(args.n)
+    path = Path(args.run_dir) / "figures" / f"samples-{args.n}.png"
+    path.parent.mkdir(exist_ok=True)
+    image_grid(x, path)
+    torch.save(x, Path(args.run_dir) / "samples.pt")
+    print(path)
+    return x
+
+
+def build_parser():
+    """The argument parser of the ``pyrozoo`` command."""
+    p = _Parser(prog="pyrozoo", description="A Pyro model zoo of VAEs with learned priors.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the presets")
+    t = sub.add_parser("train", help="train a preset")
+    t.add_argument("preset", choices=list(zoo.presets()))
+    t.add_argument("--dataset", default="digits", choices=DATASETS)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--warmup", type=int, help="KL warm-up epochs (beta from 0 to 1)")
+    t.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    t.add_argument("--objective", default="elbo", choices=list(OBJECTIVES))
+    t.add_argument("--particles", type=int, default=1, help="samples per data point in the objective")
+    t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)
+    t.add_argument("--z-dim", type=int)
+    t.add_argument("--hidden", help="hidden sizes, e.g. 300,300")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data-dir")
+    t.add_argument("--download", action="store_true")
+    t.add_argument("--out")
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--eval-samples", type=int, default=int(os.environ.get("PYROZOO_EVAL_SAMPLES", 5000)))
+    t.add_argument("--quiet", action="store_true")
+    e = sub.add_parser("evaluate", help="evaluate a run directory")
+    e.add_argument("run_dir")
+    e.add_argument("--num-samples", type=int, default=5000)
+    e.add_argument("--quiet", action="store_true")
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None):
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name, desc in zoo.presets().items():
+                print(f"{name:20s} {desc}")
+        elif args.command == "train":
+            train(args)
+        elif args.command == "evaluate":
+            evaluate(args)
+        else:
+            sample(args)
+    except (ValueError, FileNotFoundError) as err:
+        sys.stderr.write(f"pyrozoo: error: {err}\n")
+        return 2
+    except TrainingDiverged as err:
+        sys.stderr.write(f"pyrozoo: training diverged: {err}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def console():
+    """Console-script wrapper that exits with :func:`main`'s status."""
+    sys.exit(main())

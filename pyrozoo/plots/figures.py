@@ -1,0 +1,75 @@
+"""Matplotlib figures: image grids (samples, reconstructions), 2D latent scatters, k̂ plots."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def image_grid(images, path=None, ncol=None, title=None):
+    """Save (or return) a grid of images ``(N, C, H, W)`` with values in [0, 1]. 2D points
+    ``(N, 2)`` are drawn as a scatter instead. Returns the figure."""
+    images = images.detach().cpu()
+    if images.dim() == 2 and images.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(images[:, 0], images[:, 1], s=2, alpha=0.5)
+        ax.set_aspect("equal")
+    else:
+        n = len(images)
+        ncol = ncol or int(math.ceil(math.sqrt(n)))
+        nrow = int(math.ceil(n / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 0.8, nrow * 0.8), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                img = images[i].clamp(0, 1)
+                if img.shape[0] == 1:
+                    ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+                else:
+                    ax.imshow(img.permute(1, 2, 0))
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def reconstructions(x, x_rec, path=None, n=10):
+    """Originals (top row) above their reconstructions (bottom row)."""
+    n = min(n, len(x))
+    return image_grid(torch.cat([x[:n], x_rec[:n]]), path, ncol=n, title="data (top) / reconstruction (bottom)")
+
+
+def latent_scatter(z, labels=None, path=None, title="latent means"):
+    """Scatter the first two coordinates of latent codes ``(N, d)``, coloured by ``labels``."""
+    z = z.detach().cpu()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    sc = ax.scatter(z[:, 0], z[:, 1] if z.shape[1] > 1 else torch.zeros(len(z)), s=4,
+                    c=None if labels is None else labels.cpu(), cmap="tab10")
+    if labels is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title)
+    return _finish(fig, path)
+
+
+def khat_plot(khat, path=None):
+    """PSIS k̂ per data point with the 0.5 and 0.7 reliability thresholds."""
+    khat = torch.as_tensor(khat).cpu()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.scatter(range(len(khat)), khat, s=6)
+    for level in (0.5, 0.7):
+        ax.axhline(level, ls="--", c="gray", lw=1)
+    ax.set_xlabel("data point")
+    ax.set_ylabel("PSIS k̂")
+    return _finish(fig, path)
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig
