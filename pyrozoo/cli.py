@@ -68,11 +68,12 @@ def _fresh_dir(path):
 def train(args):
     """``pyrozoo train``: validate everything, train, evaluate, write the run directory."""
     defaults = zoo.train_defaults(args.preset)
-    cfg = TrainConfig(epochs=args.epochs or defaults.get("epochs", 100),
-                      batch_size=args.batch_size or defaults.get("batch_size", 100),
-                      lr=args.lr or defaults.get("lr", 1e-3),
-                      warmup=args.warmup if args.warmup is not None else defaults.get("warmup", 0),
-                      patience=args.patience or defaults.get("patience", 50), seed=args.seed,
+    def pick(name, fallback):
+        value = getattr(args, name)
+        return value if value is not None else defaults.get(name, fallback)
+
+    cfg = TrainConfig(epochs=pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
+                      warmup=pick("warmup", 0), patience=pick("patience", 50), seed=args.seed,
                       device=args.device, quiet=args.quiet)
     cfg.validate()
     objective = make_objective(args.objective, args.particles)

@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from pyrozoo.cli import main
+
+
+def test_unknown_preset_is_one_line_error_with_choices(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["train", "no-such-model"])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "vae" in lines[0]
+
+
+def test_unknown_dataset_and_bad_values(capsys, tmp_path):
+    with pytest.raises(SystemExit) as err:
+        main(["train", "vae", "--dataset", "imagenet"])
+    assert err.value.code == 2 and "digits" in capsys.readouterr().err
+    assert main(["train", "vae", "--epochs", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "epochs" in capsys.readouterr().err
+    assert main(["train", "vae", "--device", "tpu", "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_evaluate_sample_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--epochs", "3", "--eval-samples", "50", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("test_log_likelihood", "test_elbo", "test_kl"):
+        assert summary[key] == summary[key] and abs(summary[key]) < 1e4
+    assert summary["test_log_likelihood"] >= summary["test_elbo"] - 0.5
+    assert summary["active_units"]["z"] >= 0
+    for fig in ("samples.png", "reconstructions.png", "latent.png", "khat.png"):
+        assert (out / "figures" / fig).stat().st_size > 1000
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "config.json").read_text())["preset"] == "vae"
+    # resume for two more epochs
+    assert main(["train", "vae", "--epochs", "5", "--eval-samples", "20", "--out", str(out), "--resume",
+                 "--quiet"]) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 5
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--num-samples", "20", "--quiet"]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["num_samples"] == 20
+    assert main(["sample", str(out), "-n", "9"]) == 0
+    assert (out / "figures" / "samples-9.png").exists()
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
