@@ -226,6 +226,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the console script; returns the exit status."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; no display needed
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -247,10 +248,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def console():
     """Console-script wrapper that exits with :func:`main`'s status."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -45,3 +45,11 @@ def test_train_evaluate_sample_end_to_end(tmp_path, capsys):
     assert main(["sample", str(out), "-n", "9"]) == 0
     assert (out / "figures" / "samples-9.png").exists()
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+def test_train_on_cuda(tmp_path):
+    out = tmp_path / "cuda"
+    assert main(["train", "vae", "--epochs", "2", "--eval-samples", "20", "--device", "cuda", "--out", str(out),
+                 "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["test_elbo"] < 0

@@ -1,5 +1,7 @@
 """Discretised logistic distribution over grey levels in [0, 1] (Salimans et al. 2017)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from pyro.distributions import TorchDistribution
@@ -46,7 +48,7 @@ class DiscretizedLogistic(TorchDistribution):
         log_mid = log_cdf_plus + torch.log(-torch.expm1(diff.clamp(max=-1e-12)))
         # where the bin is far in a tail the difference underflows: use the density times the bin width
         centre = (x - self.loc) * inv_scale
-        log_pdf = centre - self.log_scale - 2 * F.softplus(centre) + torch.log(torch.tensor(2 * half, dtype=x.dtype))
+        log_pdf = centre - self.log_scale - 2 * F.softplus(centre) + math.log(2 * half)
         log_mid = torch.where(diff > -1e-5, log_pdf, log_mid)
         out = torch.where(x < half, log_cdf_plus, torch.where(x > 1 - half, log_one_minus_cdf_minus, log_mid))
         return out
