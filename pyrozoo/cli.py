@@ -19,7 +19,8 @@ import torch
 
 from pyrozoo import zoo
 from pyrozoo.data import DATASETS, load
-from pyrozoo.inference import OBJECTIVES, TrainConfig, Trainer, TrainingDiverged, make_objective
+from pyrozoo.guides import POSTERIORS
+from pyrozoo.inference import OBJECTIVES, SCHEDULES, TrainConfig, Trainer, TrainingDiverged, make_objective
 from pyrozoo.inference.checkpoint import load_checkpoint
 from pyrozoo.inference.trainer import config_dict, write_json
 
@@ -39,7 +40,14 @@ def _model_options(args, dataset):
     if args.z_dim is not None:
         opts["z_dim"] = args.z_dim
     if args.hidden is not None:
-        opts["hidden"] = [int(h) for h in args.hidden.split(",")]
+        try:
+            opts["hidden"] = [int(h) for h in args.hidden.split(",")]
+        except ValueError:
+            raise ValueError(f"--hidden takes comma-separated integers such as 300,300, got {args.hidden!r}") from None
+    if args.posterior is not None:
+        opts["posterior"] = args.posterior
+    if args.flow_steps is not None:
+        opts["flow_steps"] = args.flow_steps
     likelihood = args.likelihood or ("bernoulli" if dataset.support == "binary" else
                                      "gaussian" if dataset.support == "real" else "dlogistic")
     opts["likelihood"] = likelihood
@@ -73,10 +81,15 @@ def train(args):
         return value if value is not None else defaults.get(name, fallback)
 
     cfg = TrainConfig(epochs=pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
-                      warmup=pick("warmup", 0), patience=pick("patience", 50), seed=args.seed,
+                      warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
+                      cycles=pick("cycles", 4), patience=pick("patience", 50), seed=args.seed,
                       device=args.device, quiet=args.quiet)
     cfg.validate()
-    objective = make_objective(args.objective, args.particles)
+    objective_name = pick("objective", "elbo")
+    particles = pick("particles", 1)
+    free_bits = pick("free_bits", None) if objective_name == "free-bits" else args.free_bits
+    kl_groups = pick("kl_groups", None) if objective_name == "free-bits" else args.kl_groups
+    objective = make_objective(objective_name, particles, free_bits=free_bits, kl_groups=kl_groups)
     out = Path(args.out) if args.out else None
     if args.resume:
         if out is None or not (out / "checkpoints" / "last.pt").exists():
@@ -93,7 +106,7 @@ def train(args):
     model = zoo.build(args.preset, event_shape=dataset.event_shape, **options)
     trainer = Trainer(model, dataset, cfg, out, objective=objective)
     config = {"preset": args.preset, "dataset": args.dataset, "model_options": options, "train": config_dict(cfg),
-              "objective": args.objective, "particles": args.particles,
+              "objective": objective_name, "particles": particles, "free_bits": free_bits, "kl_groups": kl_groups,
               "data_dir": str(args.data_dir) if args.data_dir else None, "binarize": dataset.binarize}
     if args.resume:
         trainer.resume()
@@ -115,7 +128,7 @@ def train(args):
 def evaluate_model(model, dataset, out, num_samples, quiet=True):
     """Test-set metrics and figures of a trained model; returns the metrics as a dict."""
     from pyrozoo.diagnostics import psis_khat
-    from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood
+    from pyrozoo.evaluation import active_units, distribution_mean, elbo_terms, log_likelihood
     from pyrozoo.plots import image_grid, khat_plot, latent_scatter, reconstructions
 
     model.eval()
@@ -130,7 +143,7 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
         image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
         if test.dim() > 2:
             reconstructions(test[:10], model.reconstruct(test[:10]), figures / "reconstructions.png")
-        means = model.encode(test).mean
+        means = distribution_mean(model.encode(test))
         latent_scatter(means, dataset.labels.get("test"), figures / "latent.png")
         khat_plot(khat, figures / "khat.png")
     return {"test_log_likelihood": ll.mean().item(), "test_elbo": terms["elbo"].mean().item(),
@@ -199,9 +212,16 @@ def build_parser():
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--warmup", type=int, help="KL warm-up epochs (beta from 0 to 1)")
+    t.add_argument("--beta", type=float, help="constant weight of the KL term (beta-VAE); default 1")
+    t.add_argument("--kl-schedule", choices=SCHEDULES, help="KL annealing: linear warm-up or cyclical")
+    t.add_argument("--cycles", type=int, help="number of cycles of the cyclical KL schedule (default 4)")
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    t.add_argument("--objective", default="elbo", choices=list(OBJECTIVES))
-    t.add_argument("--particles", type=int, default=1, help="samples per data point in the objective")
+    t.add_argument("--objective", choices=list(OBJECTIVES), help="training objective (default: the preset's)")
+    t.add_argument("--particles", type=int, help="samples per data point in the objective (IWAE's K)")
+    t.add_argument("--free-bits", type=float, help="free-bits lambda in nats per group (objective free-bits)")
+    t.add_argument("--kl-groups", type=int, help="number of latent groups for free bits")
+    t.add_argument("--posterior", choices=list(POSTERIORS), help="posterior family of the encoder")
+    t.add_argument("--flow-steps", type=int, help="number of planar/IAF layers")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)
     t.add_argument("--z-dim", type=int)
     t.add_argument("--hidden", help="hidden sizes, e.g. 300,300")

@@ -53,3 +53,30 @@ def test_train_on_cuda(tmp_path):
     assert main(["train", "vae", "--epochs", "2", "--eval-samples", "20", "--device", "cuda", "--out", str(out),
                  "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["test_elbo"] < 0
+
+
+@pytest.mark.parametrize("preset,extra,objective", [
+    ("vae-iaf", ["--flow-steps", "2"], "elbo"), ("iwae", [], "iwae"), ("vae-freebits", [], "free-bits"),
+    ("vae", ["--posterior", "planar", "--kl-schedule", "cyclical", "--beta", "2"], "elbo")])
+def test_family_presets_train_from_the_command_line(tmp_path, preset, extra, objective):
+    out = tmp_path / preset
+    assert main(["train", preset, "--epochs", "1", "--eval-samples", "20", "--out", str(out), "--quiet", *extra]) == 0
+    config = json.loads((out / "config.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert config["objective"] == objective
+    assert summary["test_log_likelihood"] < 0 and summary["test_elbo"] < 0
+    if preset == "iwae":
+        assert config["particles"] == 5
+    assert main(["evaluate", str(out), "--num-samples", "10", "--quiet"]) == 0  # rebuilds flows from config.json
+
+
+def test_family_options_are_checked_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["train", "vae", "--posterior", "gauss"])
+    assert err.value.code == 2 and "fullcov" in capsys.readouterr().err
+    out = tmp_path / "fb"
+    assert main(["train", "vae-iaf", "--objective", "free-bits", "--out", str(out), "--quiet"]) == 2
+    assert "diagonal Gaussian" in capsys.readouterr().err
+    assert not (out / "metrics.jsonl").exists()
+    assert main(["train", "vae", "--free-bits", "0.5", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert main(["train", "vae", "--flow-steps", "3", "--out", str(tmp_path / "y"), "--quiet"]) == 2

@@ -1,5 +1,6 @@
 """Priors, likelihoods and custom distributions as ``pyro.distributions`` objects (layer 2)."""
 
+from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
                                                GaussianLikelihood, Likelihood, make_likelihood)

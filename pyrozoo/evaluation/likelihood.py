@@ -72,6 +72,15 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True):
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
 
+def distribution_mean(d, num_samples=100):
+    """The mean of distribution ``d``: exact where known, else the average of ``num_samples``
+    draws (flow posteriors). Shape ``batch_shape + event_shape``."""
+    try:
+        return d.mean
+    except NotImplementedError:
+        return d.sample((num_samples,)).mean(0)
+
+
 def _per_point(lp, batch):
     """Reduce a site's log-density to one value per data point (dim −1 is the data plate)."""
     if lp.dim() == 0 or lp.shape[-1] != batch:
@@ -93,10 +102,7 @@ def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100):
         for xb in _batches(x, batch_size):
             trace = pyro.poutine.trace(model.guide).get_trace(xb)
             for site in sample_sites(trace):
-                try:
-                    m = site["fn"].mean
-                except NotImplementedError:
-                    m = site["fn"].sample((num_samples,)).mean(0)
+                m = distribution_mean(site["fn"], num_samples)
                 means.setdefault(site["name"], []).append(m.reshape(len(xb), -1))
     result = {}
     for name, chunks in means.items():

@@ -28,13 +28,17 @@ class GaussianEncoder(nn.Module):
         self.z_dim = int(z_dim)
         self.logvar_bounds = logvar_bounds
 
-    def params(self, x):
-        """(mu, logvar), each ``(..., z_dim)``, for data ``(..., *event_shape)``."""
+    def features(self, x):
+        """(h ``(..., hidden_dim)``, mu, logvar ``(..., z_dim)``) for data ``(..., *event_shape)``."""
         h = self.net(flatten_event(x, self.event_dim))
         logvar = self.logvar(h)
         if self.logvar_bounds is not None:
             logvar = F.hardtanh(logvar, *self.logvar_bounds)
-        return self.loc(h), logvar
+        return h, self.loc(h), logvar
+
+    def params(self, x):
+        """(mu, logvar), each ``(..., z_dim)``, for data ``(..., *event_shape)``."""
+        return self.features(x)[1:]
 
     def forward(self, x):
         loc, logvar = self.params(x)

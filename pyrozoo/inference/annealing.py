@@ -33,3 +33,27 @@ def linear_warmup(step, warmup_steps):
     if warmup_steps <= 0:
         return 1.0
     return min(1.0, step / warmup_steps)
+
+
+def cyclical(step, total_steps, cycles=4, ratio=0.5):
+    """Cyclical β (Fu et al. 2019): ``cycles`` equal cycles over ``total_steps``; in each, β
+    rises linearly from 0 to 1 over the first ``ratio`` of the cycle, then stays at 1."""
+    if cycles < 1 or not 0 < ratio <= 1:
+        raise ValueError(f"cyclical schedule needs cycles >= 1 and 0 < ratio <= 1, got {cycles}, {ratio}")
+    period = total_steps / cycles
+    if period <= 0:
+        return 1.0
+    phase = (step % period) / period
+    return min(1.0, phase / ratio)
+
+
+SCHEDULES = ("linear", "cyclical")
+
+
+def kl_weight(step, warmup_steps, total_steps, beta=1.0, schedule="linear", cycles=4):
+    """The KL weight at ``step``: ``beta`` times the linear warm-up or the cyclical schedule."""
+    if schedule == "linear":
+        return beta * linear_warmup(step, warmup_steps)
+    if schedule == "cyclical":
+        return beta * cyclical(step, total_steps, cycles)
+    raise ValueError(f"unknown KL schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")

@@ -150,15 +150,25 @@ class IWAE(pyro.infer.ELBO):
 
 
 OBJECTIVES = {"elbo": "ELBO with the closed-form KL where available", "elbo-mc": "Monte-Carlo ELBO (Trace_ELBO)",
-              "iwae": "importance-weighted bound with --particles samples"}
+              "iwae": "importance-weighted bound with --particles samples",
+              "free-bits": "free bits: --kl-groups groups of at least --free-bits nats (notes 003 eq. 14)"}
 
 
-def make_objective(name, num_particles=1):
-    """Build a training objective by name: one of :data:`OBJECTIVES`."""
+def make_objective(name, num_particles=1, free_bits=None, kl_groups=None):
+    """Build a training objective by name: one of :data:`OBJECTIVES`.
+
+    ``free_bits`` (λ in nats) and ``kl_groups`` (K) apply to ``"free-bits"`` only.
+    """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
     if int(num_particles) < 1:
         raise ValueError(f"the number of particles must be >= 1, got {num_particles}")
+    if name != "free-bits" and (free_bits is not None or kl_groups is not None):
+        raise ValueError(f"free bits settings apply to objective 'free-bits', not {name!r}")
+    if name == "free-bits":
+        from pyrozoo.inference.freebits import FreeBitsELBO
+        return FreeBitsELBO(free_bits=0.5 if free_bits is None else free_bits,
+                            num_groups=1 if kl_groups is None else kl_groups, num_particles=num_particles)
     if name == "iwae":
         return IWAE(num_particles=num_particles)
     return ELBO(num_particles=num_particles, analytic_kl=(name == "elbo"))

@@ -2,7 +2,8 @@
 
 The loop calls ``objective.differentiable_loss(model.model, model.guide, x, num_data=N)`` on
 mini-batches and steps a ``torch.optim`` optimiser over the model's parameters. KL warm-up
-scales latent sites by β (see :mod:`pyrozoo.inference.annealing`); validation uses β = 1.
+(linear or cyclical) and a constant β scale the latent sites (see
+:mod:`pyrozoo.inference.annealing`); validation always uses β = 1.
 Each epoch appends a line to ``metrics.jsonl`` and writes ``checkpoints/last.pt`` (and
 ``best.pt`` when the validation ELBO improves). A NaN or inf loss stops the run with
 :class:`TrainingDiverged`; the checkpoints then still hold the last good epoch.
@@ -19,7 +20,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyrozoo.inference.annealing import linear_warmup, scale_latents
+from pyrozoo.inference.annealing import SCHEDULES, kl_weight, scale_latents
 from pyrozoo.inference.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pyrozoo.inference.objectives import ELBO
 
@@ -36,6 +37,9 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     warmup: int = 0
+    beta: float = 1.0
+    kl_schedule: str = "linear"
+    cycles: int = 4
     patience: int = 50
     seed: int = 0
     device: str = "cpu"
@@ -49,6 +53,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0 epochs, got {self.warmup}")
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta}")
+        if self.kl_schedule not in SCHEDULES:
+            raise ValueError(f"unknown KL schedule {self.kl_schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if int(self.cycles) < 1:
+            raise ValueError(f"cycles must be >= 1, got {self.cycles}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -87,6 +97,9 @@ class Trainer:
         self.device = torch.device(config.device)
         self.model.to(self.device)
         self.dataset.to(self.device)
+        with torch.no_grad(), pyro.validation_enabled(False):  # surface objective/model mismatches now
+            probe = dataset.valid[:2]
+            self.objective.differentiable_loss(model.model, model.guide, probe, num_data=len(dataset.train))
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.epoch = 0
         self.best = -math.inf
@@ -137,7 +150,7 @@ class Trainer:
                 self.model.train()
                 total = 0.0
                 for x in self.dataset.batches("train", cfg.batch_size, shuffle=True):
-                    beta = linear_warmup(self.step, warmup_steps)
+                    beta = self._beta(warmup_steps, steps_per_epoch)
                     loss = self.objective.differentiable_loss(scale_latents(self.model.model, beta),
                                                               scale_latents(self.model.guide, beta),
                                                               x, num_data=n_train)
@@ -163,7 +176,7 @@ class Trainer:
                 if improved:
                     self.best, self.best_epoch = valid, self.epoch
                 record = {"epoch": self.epoch, "train_loss": total / n_train, "valid_elbo": valid,
-                          "beta": linear_warmup(self.step, warmup_steps), "seconds": seconds}
+                          "beta": self._beta(warmup_steps, steps_per_epoch), "seconds": seconds}
                 state = self._state()
                 save_checkpoint(self.out / "checkpoints" / "last.pt", **state)
                 if improved:
@@ -175,6 +188,10 @@ class Trainer:
         bar.close()
         return {"epochs": self.epoch, "best_valid_elbo": self.best, "best_epoch": self.best_epoch,
                 "stopped_early": stopped_early}
+
+    def _beta(self, warmup_steps, steps_per_epoch):
+        cfg = self.config
+        return kl_weight(self.step, warmup_steps, cfg.epochs * steps_per_epoch, cfg.beta, cfg.kl_schedule, cfg.cycles)
 
     def load_best(self):
         """Load the parameters of ``checkpoints/best.pt`` into the model."""
