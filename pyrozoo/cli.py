@@ -48,6 +48,10 @@ def _model_options(args, dataset):
         opts["posterior"] = args.posterior
     if args.flow_steps is not None:
         opts["flow_steps"] = args.flow_steps
+    if dataset.support == "sequence":  # the sequence VAE brings its own likelihood
+        if args.likelihood is not None:
+            opts["likelihood"] = args.likelihood
+        return opts
     likelihood = args.likelihood or ("bernoulli" if dataset.support == "binary" else
                                      "gaussian" if dataset.support == "real" else "dlogistic")
     opts["likelihood"] = likelihood
@@ -80,6 +84,7 @@ def train(args):
         value = getattr(args, name)
         return value if value is not None else defaults.get(name, fallback)
 
+    args.dataset = pick("dataset", "digits")
     cfg = TrainConfig(epochs=pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
                       warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
                       cycles=pick("cycles", 4), patience=pick("patience", 50), seed=args.seed,
@@ -139,18 +144,34 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
     khat = psis_khat(model, test[:200], num_samples=min(1000, max(num_samples, 100)))
     figures = Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    extra = {}
     with torch.no_grad():
-        image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
-        if test.dim() > 2:
-            reconstructions(test[:10], model.reconstruct(test[:10]), figures / "reconstructions.png")
+        if dataset.support == "sequence":
+            extra = _sequence_report(model, test, out)
+        else:
+            image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
+            if test.dim() > 2:
+                reconstructions(test[:10], model.reconstruct(test[:10]), figures / "reconstructions.png")
         means = distribution_mean(model.encode(test))
         latent_scatter(means, dataset.labels.get("test"), figures / "latent.png")
         khat_plot(khat, figures / "khat.png")
-    return {"test_log_likelihood": ll.mean().item(), "test_elbo": terms["elbo"].mean().item(),
+    return {**extra, "test_log_likelihood": ll.mean().item(), "test_elbo": terms["elbo"].mean().item(),
             "test_reconstruction": terms["reconstruction"].mean().item(), "test_kl": terms["kl"].mean().item(),
             "active_units": {k: v["count"] for k, v in au.items()}, "psis_khat_mean": khat.mean().item(),
             "psis_khat_above_0.7": float((khat > 0.7).double().mean()), "num_samples": num_samples,
             "num_test": len(test)}
+
+
+def _sequence_report(model, test, out):
+    """Sequence-VAE metrics (003 §4.1) and ``samples.txt``: greedy decodings of prior draws."""
+    from pyrozoo.data.architectures import decode_types
+    from pyrozoo.evaluation.sequence import sequence_metrics, validity
+
+    report = {f"test_{k}": v for k, v in sequence_metrics(model, test).items()}
+    report["valid_share_of_samples"] = validity(model, n=1000)
+    lines = [" ".join(t) for t in decode_types(model.sample(20))]
+    (Path(out) / "samples.txt").write_text("\n".join(lines) + "\n")
+    return report
 
 
 def load_run(run_dir, device="cpu"):
@@ -185,16 +206,22 @@ def evaluate(args):
 
 
 def sample(args):
-    """``pyrozoo sample``: draw ``n`` samples into ``figures/samples-N.png`` and ``samples.pt``."""
+    """``pyrozoo sample``: draw ``n`` samples into ``figures/samples-N.png`` (``samples-N.txt`` of
+    layer types for sequence data) and ``samples.pt``."""
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
     torch.manual_seed(args.seed)
-    model, _, _ = load_run(args.run_dir)
+    model, dataset, _ = load_run(args.run_dir)
     from pyrozoo.plots import image_grid
     x = model.sample(args.n)
-    path = Path(args.run_dir) / "figures" / f"samples-{args.n}.png"
-    path.parent.mkdir(exist_ok=True)
-    image_grid(x, path)
+    if dataset.support == "sequence":
+        from pyrozoo.data.architectures import decode_types
+        path = Path(args.run_dir) / f"samples-{args.n}.txt"
+        path.write_text("\n".join(" ".join(t) for t in decode_types(x)) + "\n")
+    else:
+        path = Path(args.run_dir) / "figures" / f"samples-{args.n}.png"
+        path.parent.mkdir(exist_ok=True)
+        image_grid(x, path)
     torch.save(x, Path(args.run_dir) / "samples.pt")
     print(path)
     return x
@@ -207,7 +234,7 @@ def build_parser():
     sub.add_parser("list", help="list the presets")
     t = sub.add_parser("train", help="train a preset")
     t.add_argument("preset", choices=list(zoo.presets()))
-    t.add_argument("--dataset", default="digits", choices=DATASETS)
+    t.add_argument("--dataset", choices=DATASETS, help="data set (default: the preset's, else digits)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)

@@ -9,6 +9,7 @@ import math
 from pyrozoo.distributions import StandardNormalPrior, make_likelihood
 from pyrozoo.guides import make_encoder
 from pyrozoo.models import VAE, Decoder
+from pyrozoo.models.seqvae import seq_vae
 from pyrozoo.nn import MLP
 
 _PRESETS = {}
@@ -111,3 +112,5 @@ register("vae-freebits", "VAE trained with free bits: each of 8 latent groups pa
                                           "kl_groups": 8})(_family("diagonal"))
 register("iwae", "VAE trained with the importance-weighted bound, K = 5 (Burda et al. 2016)",
          defaults={**_VAE_DEFAULTS, "objective": "iwae", "particles": 5})(_family("diagonal"))
+register("seq-vae", "LSTM sequence VAE of neural-network architecture descriptions (notes 003 §4.1, Algs. 1-2)",
+         defaults={**_VAE_DEFAULTS, "dataset": "architectures"})(seq_vae)

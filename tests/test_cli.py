@@ -57,7 +57,8 @@ def test_train_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("preset,extra,objective", [
     ("vae-iaf", ["--flow-steps", "2"], "elbo"), ("iwae", [], "iwae"), ("vae-freebits", [], "free-bits"),
-    ("vae", ["--posterior", "planar", "--kl-schedule", "cyclical", "--beta", "2"], "elbo")])
+    ("vae", ["--posterior", "planar", "--kl-schedule", "cyclical", "--beta", "2"], "elbo"),
+    ("seq-vae", ["--posterior", "iaf", "--flow-steps", "2"], "elbo")])
 def test_family_presets_train_from_the_command_line(tmp_path, preset, extra, objective):
     out = tmp_path / preset
     assert main(["train", preset, "--epochs", "1", "--eval-samples", "20", "--out", str(out), "--quiet", *extra]) == 0
@@ -67,6 +68,9 @@ def test_family_presets_train_from_the_command_line(tmp_path, preset, extra, obj
     assert summary["test_log_likelihood"] < 0 and summary["test_elbo"] < 0
     if preset == "iwae":
         assert config["particles"] == 5
+    if preset == "seq-vae":
+        assert config["dataset"] == "architectures"
+        assert 0 <= summary["test_tf_type_accuracy"] <= 1 and 0 <= summary["valid_share_of_samples"] <= 1
     assert main(["evaluate", str(out), "--num-samples", "10", "--quiet"]) == 0  # rebuilds flows from config.json
 
 

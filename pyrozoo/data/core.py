@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pyrozoo.data.architectures import load_architectures
 from pyrozoo.data.digits import SPLIT as DIGITS_SPLIT, load_digits_tensors
 from pyrozoo.data.images import data_root, load_torchvision
 from pyrozoo.data.toy2d import BOXES, sample_toy
@@ -15,7 +16,7 @@ TOY_SPLIT = (20000, 5000, 5000)
 
 _IMAGE_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 _ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10") + tuple(BOXES)
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10") + tuple(BOXES) + ("architectures",)
 
 
 @dataclass
@@ -84,6 +85,8 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
       are the validation set (50k/10k/10k). ``cifar10``: 3x32x32, last 5k for validation.
     - ``8gaussians``, ``2spirals``, ``checkerboard``, ``rings``: generated 2D points
       (20k/5k/5k, the generator seeded by ``seed``).
+    - ``architectures``: generated neural-network descriptions as padded layer sequences
+      ``(N, T, 9)`` (4000/500/500; see :mod:`pyrozoo.data.architectures`).
 
     ``binarize`` (default True for the grey image sets, False otherwise) selects dynamic
     binarisation of the training set and a fixed-seed binarisation of validation and test;
@@ -92,6 +95,10 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
     key = _ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
     if key not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    if key == "architectures":
+        if binarize:
+            raise ValueError("architectures are layer sequences and cannot be binarised")
+        return load_architectures(seed=seed)
     if key in BOXES:
         if binarize:
             raise ValueError(f"{key} is real-valued 2D data and cannot be binarised")

@@ -5,6 +5,7 @@ import math
 import pyro
 import torch
 
+from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.inference.objectives import _analytic_kl, log_weights
 from pyrozoo.inference.traces import get_traces, masked, sample_sites
 
@@ -70,15 +71,6 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True):
             kls.append(kl / num_samples)
     rec, kl = torch.cat(recs), torch.cat(kls)
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
-
-
-def distribution_mean(d, num_samples=100):
-    """The mean of distribution ``d``: exact where known, else the average of ``num_samples``
-    draws (flow posteriors). Shape ``batch_shape + event_shape``."""
-    try:
-        return d.mean
-    except NotImplementedError:
-        return d.sample((num_samples,)).mean(0)
 
 
 def _per_point(lp, batch):

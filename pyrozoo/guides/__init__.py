@@ -1,6 +1,6 @@
 """The inference side (layer 3): encoders q(z|x), flows on q, and q over global latents."""
 
-from pyrozoo.guides.encoders import GaussianEncoder, flatten_event
+from pyrozoo.guides.encoders import GaussianEncoder, distribution_mean, flatten_event
 from pyrozoo.guides.flows import FlowEncoder, PlanarParams, Reverse, iaf_encoder, planar_encoder
 from pyrozoo.guides.fullcov import FullCovEncoder
 
@@ -29,5 +29,5 @@ def make_encoder(posterior, net, hidden_dim, z_dim, event_dim=1, flow_steps=None
     return iaf_encoder(net, hidden_dim, z_dim, num_flows=flow_steps or 4, **kw)
 
 
-__all__ = ["GaussianEncoder", "flatten_event", "FlowEncoder", "PlanarParams", "Reverse", "iaf_encoder",
+__all__ = ["GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams", "Reverse", "iaf_encoder",
            "planar_encoder", "FullCovEncoder", "POSTERIORS", "make_encoder"]

@@ -43,3 +43,12 @@ class GaussianEncoder(nn.Module):
     def forward(self, x):
         loc, logvar = self.params(x)
         return dist.Normal(loc, torch.exp(0.5 * logvar), validate_args=False).to_event(1)
+
+
+def distribution_mean(d, num_samples=100):
+    """The mean of distribution ``d``: exact where known, else the average of ``num_samples``
+    draws (flow posteriors). Shape ``batch_shape + event_shape``."""
+    try:
+        return d.mean
+    except NotImplementedError:
+        return d.sample((num_samples,)).mean(0)

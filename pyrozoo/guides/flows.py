@@ -34,6 +34,11 @@ class Reverse(TransformModule):
     bijective = True
     volume_preserving = True
 
+    def __init__(self):
+        # cache_size=1: the inverse must return the very tensor fed forward, so that the next
+        # transform's cache is hit instead of running IAF's sequential inverse
+        super().__init__(cache_size=1)
+
     def _call(self, x):
         return x.flip(-1)
 

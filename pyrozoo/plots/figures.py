@@ -42,8 +42,8 @@ def latent_scatter(z, labels=None, path=None, title="latent means"):
     """Scatter the first two coordinates of latent codes ``(N, d)``, coloured by ``labels``."""
     z = z.detach().cpu()
     fig, ax = plt.subplots(figsize=(5, 4))
-    sc = ax.scatter(z[:, 0], z[:, 1] if z.shape[1] > 1 else torch.zeros(len(z)), s=4,
-                    c=None if labels is None else labels.cpu(), cmap="tab10")
+    y = z[:, 1] if z.shape[1] > 1 else torch.zeros(len(z))
+    sc = ax.scatter(z[:, 0], y, s=4) if labels is None else ax.scatter(z[:, 0], y, s=4, c=labels.cpu(), cmap="tab10")
     if labels is not None:
         fig.colorbar(sc, ax=ax, label="label")
     ax.set_xlabel("z[0]")
