@@ -46,6 +46,10 @@ def _model_options(args, dataset):
             raise ValueError(f"--hidden takes comma-separated integers such as 300,300, got {args.hidden!r}") from None
     if args.posterior is not None:
         opts["posterior"] = args.posterior
+    if args.prior is not None:
+        opts["prior"] = args.prior
+    if args.pseudo_inputs is not None:
+        opts["num_components"] = args.pseudo_inputs
     if args.flow_steps is not None:
         opts["flow_steps"] = args.flow_steps
     if dataset.support == "sequence":  # the sequence VAE brings its own likelihood
@@ -65,6 +69,13 @@ def _load_data(name, likelihood, data_dir, download):
     if likelihood is not None and name in ("digits", "mnist", "fashion-mnist"):
         binarize = likelihood == "bernoulli"
     return load(name, data_dir=data_dir, download=download, binarize=binarize)
+
+
+def _build(preset, dataset, options):
+    """zoo.build, handing over the training images to priors that are made of them (VampPrior-data)."""
+    if zoo.needs_data(preset) or options.get("prior") == "vampprior-data":
+        return zoo.build(preset, event_shape=dataset.event_shape, data=dataset.train, **options)
+    return zoo.build(preset, event_shape=dataset.event_shape, **options)
 
 
 def _fresh_dir(path):
@@ -88,6 +99,7 @@ def train(args):
     cfg = TrainConfig(epochs=pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
                       warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
                       cycles=pick("cycles", 4), patience=pick("patience", 50), seed=args.seed,
+                      normalize_gradients=bool(args.normalize_gradients or defaults.get("normalize_gradients")),
                       device=args.device, quiet=args.quiet)
     cfg.validate()
     objective_name = pick("objective", "elbo")
@@ -108,7 +120,7 @@ def train(args):
     dataset = _load_data(args.dataset, args.likelihood, args.data_dir, args.download)
     options = _model_options(args, dataset)
     torch.manual_seed(args.seed)
-    model = zoo.build(args.preset, event_shape=dataset.event_shape, **options)
+    model = _build(args.preset, dataset, options)
     trainer = Trainer(model, dataset, cfg, out, objective=objective)
     config = {"preset": args.preset, "dataset": args.dataset, "model_options": options, "train": config_dict(cfg),
               "objective": objective_name, "particles": particles, "free_bits": free_bits, "kl_groups": kl_groups,
@@ -134,7 +146,7 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
     """Test-set metrics and figures of a trained model; returns the metrics as a dict."""
     from pyrozoo.diagnostics import psis_khat
     from pyrozoo.evaluation import active_units, distribution_mean, elbo_terms, log_likelihood
-    from pyrozoo.plots import image_grid, khat_plot, latent_scatter, reconstructions
+    from pyrozoo.plots import image_grid, khat_plot, latent_scatter, loglik_histogram, reconstructions
 
     model.eval()
     test = dataset.test
@@ -152,6 +164,12 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
             image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
             if test.dim() > 2:
                 reconstructions(test[:10], model.reconstruct(test[:10]), figures / "reconstructions.png")
+            prior = getattr(model, "prior", None)
+            if hasattr(prior, "pseudo_inputs") and test.dim() > 2:  # VampPrior paper Fig. 4
+                image_grid(prior.pseudo_inputs()[:64], figures / "pseudo_inputs.png", title="pseudo-inputs u_k")
+                image_grid(model.sample(36, z=prior.sample_component(0, 36)), figures / "samples_pseudo_input_0.png",
+                           title="samples from q(z|u_0)")
+        loglik_histogram(ll, figures / "loglik_hist.png")
         means = distribution_mean(model.encode(test))
         latent_scatter(means, dataset.labels.get("test"), figures / "latent.png")
         khat_plot(khat, figures / "khat.png")
@@ -186,7 +204,7 @@ def load_run(run_dir, device="cpu"):
     config = json.loads(cfg_path.read_text())
     likelihood = config["model_options"].get("likelihood")
     dataset = _load_data(config["dataset"], likelihood, config.get("data_dir"), False)
-    model = zoo.build(config["preset"], event_shape=dataset.event_shape, **config["model_options"])
+    model = _build(config["preset"], dataset, config["model_options"])
     ckpt = run_dir / "checkpoints" / "best.pt"
     if not ckpt.exists():
         ckpt = run_dir / "checkpoints" / "last.pt"
@@ -249,6 +267,10 @@ def build_parser():
     t.add_argument("--kl-groups", type=int, help="number of latent groups for free bits")
     t.add_argument("--posterior", choices=list(POSTERIORS), help="posterior family of the encoder")
     t.add_argument("--flow-steps", type=int, help="number of planar/IAF layers")
+    t.add_argument("--prior", choices=zoo.PRIORS, help="prior part of the VampPrior-family presets")
+    t.add_argument("--pseudo-inputs", type=int, help="number of pseudo-inputs / mixture components K")
+    t.add_argument("--normalize-gradients", action="store_true",
+                   help="divide each gradient by its L2 norm before the Adam step (VampPrior authors' Adam)")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)
     t.add_argument("--z-dim", type=int)
     t.add_argument("--hidden", help="hidden sizes, e.g. 300,300")

@@ -84,3 +84,19 @@ def test_family_options_are_checked_before_training(tmp_path, capsys):
     assert not (out / "metrics.jsonl").exists()
     assert main(["train", "vae", "--free-bits", "0.5", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert main(["train", "vae", "--flow-steps", "3", "--out", str(tmp_path / "y"), "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("preset,extra", [("hvae-vampprior", ["--normalize-gradients", "--pseudo-inputs", "20"]),
+                                          ("vampprior-data", ["--pseudo-inputs", "20"])])
+def test_vampprior_presets_train_evaluate_and_draw_pseudo_inputs(tmp_path, preset, extra):
+    out = tmp_path / preset
+    assert main(["train", preset, "--epochs", "1", "--eval-samples", "20", "--out", str(out), "--quiet", *extra]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["normalize_gradients"] == ("--normalize-gradients" in extra)
+    assert summary["test_log_likelihood"] < 0
+    for name in ("pseudo_inputs.png", "samples_pseudo_input_0.png", "loglik_hist.png"):
+        assert (out / "figures" / name).exists()
+    if preset.startswith("hvae"):
+        assert set(summary["active_units"]) == {"z1", "z2"}
+    assert main(["evaluate", str(out), "--num-samples", "10", "--quiet"]) == 0

@@ -4,7 +4,9 @@ from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
                                                GaussianLikelihood, Likelihood, make_likelihood)
-from pyrozoo.distributions.priors import Prior, StandardNormalPrior
+from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
+from pyrozoo.distributions.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior
 
 __all__ = ["DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood", "DiscretizedLogisticLikelihood",
-           "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior", "StandardNormalPrior"]
+           "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior", "StandardNormalPrior",
+           "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior"]

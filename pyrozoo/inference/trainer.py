@@ -41,6 +41,7 @@ class TrainConfig:
     kl_schedule: str = "linear"
     cycles: int = 4
     patience: int = 50
+    normalize_gradients: bool = False
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -161,6 +162,8 @@ class Trainer:
                             " Try a smaller --lr or a longer --warmup.")
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if cfg.normalize_gradients:
+                        normalize_gradients(self.model.parameters())
                     self.optimizer.step()
                     total += loss.item() * len(x) / n_train
                     self.step += 1
@@ -199,6 +202,15 @@ class Trainer:
         if path.exists():
             self.model.load_state_dict(load_checkpoint(path, map_location=self.device)["model"])
         return self.model
+
+
+@torch.no_grad()
+def normalize_gradients(parameters, eps=1e-7):
+    """Divide each parameter tensor's gradient by its L2 norm (+ ``eps``): the normalised-gradient
+    Adam the VampPrior authors use (§5.1, after Yu et al. 2017)."""
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.div_(p.grad.norm() + eps)
 
 
 def write_json(path, obj):

@@ -63,9 +63,9 @@ class VAE(PyroModule):
         return self.decoder.mean(z)
 
     @torch.no_grad()
-    def sample(self, n):
-        """Means of p(x|z) for ``n`` draws z ~ p(z): ``(n, *event_shape)``."""
-        z = self.prior().sample((n,))
+    def sample(self, n, z=None):
+        """Means of p(x|z) for ``n`` draws z ~ p(z) (or at given ``z`` ``(n, z_dim)``): ``(n, *event_shape)``."""
+        z = self.prior().sample((n,)) if z is None else z
         return self.decode(z)
 
     @torch.no_grad()

@@ -66,3 +66,14 @@ def he_init(module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+def gated_mlp(sizes):
+    """Gated dense layers all the way: ``sizes[0] -> ... -> sizes[-1]``, each ``h(x)·sigmoid(g(x))``.
+
+    The VampPrior authors' MLP blocks (two gated layers of 300 units), He-initialised.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"gated_mlp needs at least two positive sizes, got {sizes}")
+    return he_init(nn.Sequential(*[GatedDense(a, b) for a, b in zip(sizes[:-1], sizes[1:])]))

@@ -64,6 +64,19 @@ def khat_plot(khat, path=None):
     return _finish(fig, path)
 
 
+def loglik_histogram(ll, path=None, title="test log-likelihood per data point"):
+    """Histogram of per-point log-likelihoods ``(N,)`` in nats (VampPrior paper, supplement Fig. 8)."""
+    ll = torch.as_tensor(ll).detach().cpu()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(ll.numpy(), bins=50)
+    ax.axvline(float(ll.mean()), c="k", ls="--", lw=1, label=f"mean {float(ll.mean()):.2f}")
+    ax.set_xlabel("log p(x) (nats)")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     fig.tight_layout()
     if path is not None:

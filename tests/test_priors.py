@@ -1,0 +1,121 @@
+"""MoG, VampPrior (eq. 9), VampPrior-data and weighted VampPrior (eq. 16); the two-level HVAE (eqs. 10-15)."""
+
+import math
+
+import pytest
+import torch
+
+from pyrozoo import zoo
+from pyrozoo.distributions import DiagonalGaussianMixture, MixtureOfGaussiansPrior, VampPrior
+from pyrozoo.guides import GaussianEncoder
+from pyrozoo.inference.trainer import normalize_gradients
+from pyrozoo.nn import gated_mlp
+
+
+def _encoder(z_dim=2, d=6):
+    torch.manual_seed(0)
+    return GaussianEncoder(gated_mlp([d, 16]), 16, z_dim).double()
+
+
+def test_mixture_log_prob_matches_torch_mixture_same_family():
+    torch.manual_seed(0)
+    loc, logvar, logits = torch.randn(5, 3), torch.randn(5, 3), torch.randn(5)
+    ours = DiagonalGaussianMixture(loc, logvar, logits)
+    ref = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=logits),
+        torch.distributions.Independent(torch.distributions.Normal(loc, torch.exp(0.5 * logvar)), 1))
+    z = 3 * torch.randn(4, 7, 3)
+    assert torch.allclose(ours.log_prob(z), ref.log_prob(z), atol=1e-4)
+    assert torch.allclose(ours.weights.sum(), torch.tensor(1.0))
+    assert ours.expand((4, 7)).log_prob(z).shape == (4, 7)
+    assert ours.sample((1000,)).shape == (1000, 3)
+
+
+@pytest.mark.parametrize("kind", ["mog", "vampprior", "weighted"])
+def test_prior_density_integrates_to_one_in_2d(kind):
+    if kind == "mog":
+        prior = MixtureOfGaussiansPrior(2, num_components=4, learn_weights=True).double()
+        with torch.no_grad():
+            prior.logits.copy_(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+            prior.logvar.fill_(-1.0)
+    else:
+        enc = _encoder()
+        prior = VampPrior(2, enc.params, (6,), num_components=5, weighted=(kind == "weighted")).double()
+        with torch.no_grad():
+            prior.pseudo_weights.uniform_(0, 1)
+            if prior.logits is not None:
+                prior.logits.normal_()
+    g = torch.linspace(-12, 12, 1201, dtype=torch.float64)
+    zz = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1)
+    with torch.no_grad():
+        dens = prior().log_prob(zz).exp()
+    cell = (g[1] - g[0]) ** 2
+    assert float(dens.sum() * cell) == pytest.approx(1.0, abs=2e-3)
+    assert float(prior().weights.sum().detach()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_vampprior_with_one_pseudo_input_is_the_posterior_of_that_input():
+    enc = _encoder(z_dim=3)
+    x0 = torch.rand(1, 6, dtype=torch.float64)
+    prior = VampPrior(3, enc.params, (6,), num_components=1, init=x0, learnable=False).double()
+    z = torch.randn(10, 3, dtype=torch.float64)
+    assert torch.allclose(prior().log_prob(z), enc(x0).log_prob(z), atol=1e-10)
+
+
+def test_prior_gradients_reach_pseudo_inputs_and_encoder():
+    enc = _encoder(z_dim=3)
+    prior = VampPrior(3, enc.params, (6,), num_components=7).double()
+    prior().log_prob(torch.randn(5, 3, dtype=torch.float64)).sum().backward()
+    assert prior.pseudo_weights.grad is not None and prior.pseudo_weights.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+    # the encoder is not registered twice: its parameters belong to the model only
+    assert not any(n.startswith("_encode") for n, _ in prior.named_parameters())
+
+
+def test_pseudo_inputs_are_clipped_to_unit_interval_and_initialised_as_the_authors():
+    enc = _encoder()
+    torch.manual_seed(1)
+    prior = VampPrior(2, enc.params, (6,), num_components=500)
+    w = prior.pseudo_weights.detach()
+    assert abs(w.mean() - 0.05) < 0.002 and abs(w.std() - 0.01) < 0.002
+    with torch.no_grad():
+        prior.pseudo_weights.mul_(100)
+    u = prior.pseudo_inputs()
+    assert u.min() >= 0 and u.max() <= 1
+
+
+def test_vampprior_data_uses_fixed_training_images(digits):
+    model = zoo.build("vampprior-data", event_shape=digits.event_shape, data=digits.train, num_components=20)
+    u = model.prior.pseudo_inputs()
+    assert not any(p is model.prior.pseudo_weights for p in model.parameters())
+    # every pseudo-input is one of the training images
+    dist = torch.cdist(u.flatten(1), digits.train.flatten(1)).min(1).values
+    assert torch.all(dist < 1e-6)
+    with pytest.raises(ValueError, match="needs training images"):
+        zoo.build("vampprior-data", event_shape=digits.event_shape)
+    with pytest.raises(ValueError, match="unknown prior"):
+        zoo.build("hvae", event_shape=digits.event_shape, prior="flat")
+
+
+def test_normalized_gradients_have_unit_norm():
+    enc = _encoder()
+    enc(torch.rand(4, 6, dtype=torch.float64)).rsample().pow(2).sum().backward()
+    normalize_gradients(enc.parameters())
+    norms = torch.stack([p.grad.norm() for p in enc.parameters()])
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["hvae", "hvae-vampprior"])
+def test_hvae_log_likelihood_is_above_elbo_and_both_levels_are_used(preset, digits, tmp_path):
+    from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood
+    from pyrozoo.inference import TrainConfig, Trainer
+    torch.manual_seed(0)
+    model = zoo.build(preset, event_shape=digits.event_shape)
+    Trainer(model, digits, TrainConfig(epochs=5, lr=2e-3, quiet=True), tmp_path).fit()
+    x = digits.test[:100]
+    ll = log_likelihood(model, x, num_samples=300)
+    elbo = elbo_terms(model, x, num_samples=20)["elbo"]
+    assert torch.isfinite(ll).all()
+    assert ll.mean() > elbo.mean()
+    au = active_units(model, x)
+    assert set(au) == {"z1", "z2"}
