@@ -46,3 +46,24 @@ def test_vae_follows_parameter_device_and_dtype(digits):
     loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
     assert loss.dtype == torch.float64
     assert vae.sample(3).dtype == torch.float64
+
+
+@pytest.mark.parametrize("preset", sorted(__import__("pyrozoo.zoo", fromlist=["presets"]).presets()))
+def test_every_preset_rejects_bad_input_before_work(preset, digits):
+    from pyrozoo import zoo
+    from pyrozoo.data import load
+    data = load("architectures") if zoo.train_defaults(preset).get("dataset") == "architectures" else digits
+    model = zoo.build(preset, event_shape=data.event_shape, data=data.train) if zoo.needs_data(preset) else \
+        zoo.build(preset, event_shape=data.event_shape)
+    good = data.test[:4]
+    model.check_data(good)
+    nan = good.clone()
+    nan.view(-1)[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.check_data(nan)
+    with pytest.raises(ValueError, match="shape"):
+        model.check_data(good.reshape(len(good), -1)[:, :-1])
+    outside = good.clone()
+    outside.view(-1)[0] = 1.5  # outside {0, 1} and outside [0, 1]
+    with pytest.raises(ValueError):
+        model.check_data(outside)
