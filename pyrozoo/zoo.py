@@ -203,6 +203,34 @@ def hvae(event_shape, prior="standard", z_dim=None, hidden=None, num_components=
     return HVAE(enc2, enc1, cond, dec, p)
 
 
+def convhvae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_components=None, likelihood="bernoulli",
+             data=None, pixelcnn=False, **likelihood_options):
+    """ConvHVAE (VampPrior paper §5.1): the HVAE of eqs. 10-15 with gated convolutional encoders for
+    q(z2|x) and q(z1|x, z2) and a gated convolutional decoder for p(x|z1, z2); with ``pixelcnn=True``
+    the decoder is a PixelCNN conditioned on (z1, z2) (PixelHVAE). z1 = z2 = 40, 300 units, K = 500."""
+    from pyrozoo.models.pixel_decoder import PixelDecoder
+    from pyrozoo.nn import GatedDense
+    from pyrozoo.nn.conv import ConvDecoderNet, ConvEncoderNet
+    from pyrozoo.nn.pixelcnn import PixelCNNDecoderNet
+    if len(event_shape) != 3:
+        raise ValueError(f"the convolutional HVAE needs images (C, H, W), got event shape {event_shape}")
+    z, h, k = _vamp_sizes(event_shape, z_dim, hidden, num_components)
+    ev = len(event_shape)
+    lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+    x2 = ConvEncoderNet(event_shape, hidden=None)
+    enc2 = he_init(GaussianEncoder(x2, x2.out_features, z, event_dim=ev, logvar_bounds=_LOGVAR))
+    x1 = ConvEncoderNet(event_shape, hidden=None, kernel_sizes=(3,) * 5)
+    enc1 = he_init(JointGaussianEncoder(x1, GatedDense(z, x1.out_features), GatedDense(2 * x1.out_features, h), h, z,
+                                        event_dim=ev, logvar_bounds=_LOGVAR))
+    cond = he_init(ConditionalGaussian(gated_mlp([z, h, h]), h, z, logvar_bounds=_LOGVAR))
+    if pixelcnn:
+        dec = PixelDecoder(PixelCNNDecoderNet(event_shape, 2 * z, lik.params_per_dim), lik)
+    else:
+        dec = JointDecoder(gated_mlp([z, h]), gated_mlp([z, h]), ConvDecoderNet(2 * h, event_shape, lik.params_per_dim),
+                           lik)
+    return HVAE(enc2, enc1, cond, dec, make_prior(prior, z, enc2.params, event_shape, k, data))
+
+
 def _with_prior(builder, prior):
     def build(event_shape, **options):
         options.setdefault("prior", prior)
@@ -221,6 +249,19 @@ register("hvae", "two-level HVAE (eqs. 10-15) with a standard-normal prior on z2
          defaults=_VAMP_DEFAULTS)(_with_prior(hvae, "standard"))
 register("hvae-vampprior", "two-level HVAE (eqs. 10-15) with the VampPrior on z2 (eq. 12), gated MLPs",
          defaults=_VAMP_DEFAULTS)(_with_prior(hvae, "vampprior"))
+
+
+register("convhvae-vampprior", "ConvHVAE: two-level HVAE with gated convolutional coders and the VampPrior "
+         "(VampPrior paper §5.1)", defaults=_VAMP_DEFAULTS)(_with_prior(convhvae, "vampprior"))
+
+
+def _pixelhvae(event_shape, **options):
+    options.setdefault("prior", "vampprior")
+    return convhvae(event_shape, pixelcnn=True, **options)
+
+
+register("pixelhvae-vampprior", "PixelHVAE: the ConvHVAE with a PixelCNN decoder and the VampPrior "
+         "(VampPrior paper §5.1; slow to sample on a CPU)", defaults=_VAMP_DEFAULTS)(_pixelhvae)
 
 
 def needs_data(name):

@@ -119,3 +119,19 @@ def test_hvae_log_likelihood_is_above_elbo_and_both_levels_are_used(preset, digi
     assert ll.mean() > elbo.mean()
     au = active_units(model, x)
     assert set(au) == {"z1", "z2"}
+
+
+@pytest.mark.parametrize("preset", ["convhvae-vampprior", "pixelhvae-vampprior"])
+def test_convolutional_hvaes_train_and_bound(preset, digits, tmp_path):
+    from pyrozoo.evaluation import elbo_terms, log_likelihood
+    from pyrozoo.inference import TrainConfig, Trainer
+    torch.manual_seed(0)
+    model = zoo.build(preset, event_shape=digits.event_shape, num_components=20)
+    small = type(digits)("digits", digits.train[:300], digits.valid[:100], digits.test[:50], digits.support,
+                         digits.binarize)
+    Trainer(model, small, TrainConfig(epochs=2, lr=2e-3, quiet=True), tmp_path).fit()
+    x = small.test
+    ll = log_likelihood(model, x, num_samples=100)
+    elbo = elbo_terms(model, x, num_samples=10)["elbo"]
+    assert torch.isfinite(ll).all() and ll.mean() > elbo.mean()
+    assert model.sample(2).shape == (2, *digits.event_shape)
