@@ -5,4 +5,5 @@ from pyrozoo.nn.lstm import LSTMFeatures
 from pyrozoo.nn.mlp import MLP, GatedDense, gated_mlp, he_init
 from pyrozoo.nn.pixelcnn import MaskedConv2d, PixelCNNDecoderNet
 
-__all__ = ["ConvDecoderNet", "ConvEncoderNet", "GatedConv2d", "MaskedConv2d", "PixelCNNDecoderNet", "LSTMFeatures", "MLP", "GatedDense", "gated_mlp", "he_init"]
+__all__ = ["ConvDecoderNet", "ConvEncoderNet", "GatedConv2d", "MaskedConv2d", "PixelCNNDecoderNet", "LSTMFeatures",
+           "MLP", "GatedDense", "gated_mlp", "he_init"]
