@@ -7,6 +7,7 @@ import torch
 from pyrozoo.data.architectures import load_architectures
 from pyrozoo.data.digits import SPLIT as DIGITS_SPLIT, load_digits_tensors
 from pyrozoo.data.images import data_root, load_torchvision
+from pyrozoo.data.table1 import TABLE1, TABLE1_ALIASES, load_table1
 from pyrozoo.data.toy2d import BOXES, sample_toy
 
 #: Seed of the one-off binarisation of validation and test images.
@@ -15,8 +16,8 @@ BINARIZE_SEED = 1234
 TOY_SPLIT = (20000, 5000, 5000)
 
 _IMAGE_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-_ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10") + tuple(BOXES) + ("architectures",)
+_ALIASES = {"fmnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", **TABLE1_ALIASES}
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10") + tuple(BOXES) + ("architectures",) + tuple(TABLE1)
 
 
 @dataclass
@@ -85,6 +86,9 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
       are the validation set (50k/10k/10k). ``cifar10``: 3x32x32, last 5k for validation.
     - ``8gaussians``, ``2spirals``, ``checkerboard``, ``rings``: generated 2D points
       (20k/5k/5k, the generator seeded by ``seed``).
+    - ``static-mnist``, ``omniglot``, ``caltech101``, ``frey-faces``, ``histopathology``: the other
+      data sets of the VampPrior paper's Table 1, read from their usual files under the data root
+      (see :mod:`pyrozoo.data.table1`).
     - ``architectures``: generated neural-network descriptions as padded layer sequences
       ``(N, T, 9)`` (4000/500/500; see :mod:`pyrozoo.data.architectures`).
 
@@ -95,6 +99,8 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
     key = _ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
     if key not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    if key in TABLE1:
+        return load_table1(key, data_dir, download=download, binarize=binarize)
     if key == "architectures":
         if binarize:
             raise ValueError("architectures are layer sequences and cannot be binarised")
