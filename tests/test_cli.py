@@ -58,7 +58,8 @@ def test_train_on_cuda(tmp_path):
 @pytest.mark.parametrize("preset,extra,objective", [
     ("vae-iaf", ["--flow-steps", "2"], "elbo"), ("iwae", [], "iwae"), ("vae-freebits", [], "free-bits"),
     ("vae", ["--posterior", "planar", "--kl-schedule", "cyclical", "--beta", "2"], "elbo"),
-    ("seq-vae", ["--posterior", "iaf", "--flow-steps", "2"], "elbo")])
+    ("seq-vae", ["--posterior", "iaf", "--flow-steps", "2", "--objective", "elbo"], "elbo"),
+    ("seq-vae", [], "free-bits")])
 def test_family_presets_train_from_the_command_line(tmp_path, preset, extra, objective):
     out = tmp_path / preset
     assert main(["train", preset, "--epochs", "1", "--eval-samples", "20", "--out", str(out), "--quiet", *extra]) == 0
