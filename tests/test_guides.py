@@ -1,7 +1,5 @@
 """Posterior families: full covariance, planar and IAF flows (VAE notes 003 eqs. 24-33)."""
 
-import math
-
 import pytest
 import torch
 from torch.autograd.functional import jacobian

@@ -1,7 +1,5 @@
 """MoG, VampPrior (eq. 9), VampPrior-data and weighted VampPrior (eq. 16); the two-level HVAE (eqs. 10-15)."""
 
-import math
-
 import pytest
 import torch
 

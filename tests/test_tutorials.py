@@ -1,6 +1,5 @@
 """Execute every notebook in tutorials/ in fast mode (PYROZOO_FAST=1); a failing cell fails the test."""
 
-import os
 from pathlib import Path
 
 import pytest

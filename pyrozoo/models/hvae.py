@@ -2,11 +2,10 @@
 
 import pyro
 import torch
-from pyro.infer.util import is_validation_enabled
-from pyro.nn import PyroModule, pyro_method
+from pyro.nn import pyro_method
 from torch import nn
 
-from pyrozoo.models.plates import data_plate
+from pyrozoo.models.base import ZooModel
 
 
 class JointDecoder(nn.Module):
@@ -31,7 +30,7 @@ class JointDecoder(nn.Module):
         return self.likelihood.mean(self.params(z1, z2))
 
 
-class HVAE(PyroModule):
+class HVAE(ZooModel):
     """q(z1|x, z2) q(z2|x) and p(x|z1, z2) p(z1|z2) p(z2) (VampPrior paper eqs. 10-15).
 
     Parts: ``encoder_z2`` (x → q(z2|x), eq. 15), ``encoder_z1`` (x, z2 → q(z1|x, z2), eq. 14),
@@ -41,32 +40,16 @@ class HVAE(PyroModule):
     ``SVI``/``Predictive`` and pyrozoo's evaluation work unchanged. ``x`` is ``(B, *event_shape)``.
     """
 
-    max_plate_nesting = 1
-
     def __init__(self, encoder_z2, encoder_z1, conditional_z1, decoder, prior):
-        super().__init__()
+        super().__init__(decoder, prior)
         self.encoder_z2 = encoder_z2
         self.encoder_z1 = encoder_z1
         self.conditional_z1 = conditional_z1
-        self.decoder = decoder
-        self.prior = prior
-        self.event_shape = decoder.likelihood.event_shape
-        self.z_dim = prior.z_dim
-
-    def _device(self):
-        return next(self.decoder.parameters()).device
-
-    def check_data(self, x):
-        """Raise ``ValueError`` if ``x`` is not finite, mis-shaped or outside the likelihood's support."""
-        self.decoder.likelihood.validate(x)
 
     @pyro_method
     def model(self, x=None, num_data=None, batch_size=None):
         """z2 ~ p(z2), z1 ~ p(z1|z2), x ~ p(x|z1, z2); with ``x=None`` it samples ``batch_size`` points."""
-        if x is not None and is_validation_enabled():
-            self.check_data(x)
-        n = len(x) if x is not None else int(batch_size or 1)
-        with data_plate(n, num_data, device=self._device()):
+        with self.plate(x, num_data, batch_size):
             z2 = pyro.sample("z2", self.prior())
             z1 = pyro.sample("z1", self.conditional_z1(z2))
             return pyro.sample("x", self.decoder(z1, z2), obs=x)
@@ -74,7 +57,7 @@ class HVAE(PyroModule):
     @pyro_method
     def guide(self, x, num_data=None, batch_size=None):
         """z2 ~ q(z2|x), then z1 ~ q(z1|x, z2)."""
-        with data_plate(len(x), num_data, device=x.device):
+        with self.plate(x, num_data):
             z2 = pyro.sample("z2", self.encoder_z2(x))
             return pyro.sample("z1", self.encoder_z1(x, z2))
 

@@ -7,15 +7,14 @@ the likelihood is :class:`pyrozoo.distributions.sequence.LayerSequence`.
 import pyro
 import torch
 import torch.nn.functional as F
-from pyro.infer.util import is_validation_enabled
-from pyro.nn import PyroModule, pyro_method
+from pyro.nn import pyro_method
 from torch import nn
 
 from pyrozoo.data.architectures import HAS_VALUE, MAX_LEN, N_TYPES
 from pyrozoo.distributions.priors import StandardNormalPrior
 from pyrozoo.distributions.sequence import SequenceLikelihood, truncated_normal_sample
 from pyrozoo.guides import distribution_mean, make_encoder
-from pyrozoo.models.plates import data_plate
+from pyrozoo.models.base import ZooModel
 from pyrozoo.nn import MLP, LSTMFeatures
 
 
@@ -95,7 +94,7 @@ class LSTMDecoder(nn.Module):
         return rows.reshape(batch + (t_max, d))
 
 
-class SequenceVAE(PyroModule):
+class SequenceVAE(ZooModel):
     """The sequence VAE (paper 003 §4.1) as a Pyro model/guide pair, with the contract of
     :class:`pyrozoo.models.vae.VAE`.
 
@@ -105,31 +104,15 @@ class SequenceVAE(PyroModule):
     ``x`` is ``(B, T, K + 1)``.
     """
 
-    max_plate_nesting = 1
-
     def __init__(self, encoder, decoder, prior):
-        super().__init__()
+        super().__init__(decoder, prior)
         self.encoder = encoder
-        self.decoder = decoder
-        self.prior = prior
-        self.event_shape = decoder.likelihood.event_shape
-        self.z_dim = prior.z_dim
-
-    def _device(self):
-        return next(self.decoder.parameters()).device
-
-    def check_data(self, x):
-        """Raise ``ValueError`` naming the problem if ``x`` is not valid padded sequence data."""
-        self.decoder.likelihood.validate(x)
 
     @pyro_method
     def model(self, x=None, num_data=None, batch_size=None):
         """The generative program; with ``x=None`` it draws ``batch_size`` (default 1) sequences
         by ancestral sampling from the autoregressive decoder."""
-        if x is not None and is_validation_enabled():
-            self.check_data(x)
-        n = len(x) if x is not None else int(batch_size or 1)
-        with data_plate(n, num_data, device=self._device()):
+        with self.plate(x, num_data, batch_size):
             z = pyro.sample("z", self.prior())
             if x is None:
                 draw = self.decoder.rollout(z, greedy=False)
@@ -139,9 +122,7 @@ class SequenceVAE(PyroModule):
     @pyro_method
     def guide(self, x, num_data=None, batch_size=None):
         """The inference program: ``"z" ~ encoder(x)`` inside the data plate."""
-        if is_validation_enabled():
-            self.check_data(x)
-        with data_plate(len(x), num_data, device=x.device):
+        with self.plate(x, num_data):
             return pyro.sample("z", self.encoder(x))
 
     # conveniences ------------------------------------------------------------------------

@@ -2,13 +2,12 @@
 
 import pyro
 import torch
-from pyro.infer.util import is_validation_enabled
-from pyro.nn import PyroModule, pyro_method
+from pyro.nn import pyro_method
 
-from pyrozoo.models.plates import data_plate
+from pyrozoo.models.base import ZooModel
 
 
-class VAE(PyroModule):
+class VAE(ZooModel):
     """p(z) p(x|z) with amortised q(z|x), as two Pyro programs.
 
     ``model(x)`` samples ``"z"`` from ``prior()`` and observes ``"x"`` under ``decoder(z)``;
@@ -20,37 +19,21 @@ class VAE(PyroModule):
     particle plate).
     """
 
-    max_plate_nesting = 1
-
     def __init__(self, encoder, decoder, prior):
-        super().__init__()
+        super().__init__(decoder, prior)
         self.encoder = encoder
-        self.decoder = decoder
-        self.prior = prior
-        self.event_shape = decoder.likelihood.event_shape
-        self.z_dim = prior.z_dim
-
-    def _device(self):
-        return next(self.decoder.parameters()).device
-
-    def check_data(self, x):
-        """Raise ``ValueError`` if ``x`` is not finite, mis-shaped or outside the likelihood's support."""
-        self.decoder.likelihood.validate(x)
 
     @pyro_method
     def model(self, x=None, num_data=None, batch_size=None):
         """The generative program; with ``x=None`` it samples ``batch_size`` (default 1) new points."""
-        if x is not None and is_validation_enabled():
-            self.check_data(x)
-        n = len(x) if x is not None else int(batch_size or 1)
-        with data_plate(n, num_data, device=self._device()):
+        with self.plate(x, num_data, batch_size):
             z = pyro.sample("z", self.prior())
             return pyro.sample("x", self.decoder(z), obs=x)
 
     @pyro_method
     def guide(self, x, num_data=None, batch_size=None):
         """The inference program: ``"z" ~ encoder(x)`` inside the data plate."""
-        with data_plate(len(x), num_data, device=x.device):
+        with self.plate(x, num_data):
             return pyro.sample("z", self.encoder(x))
 
     # conveniences for plots and users ------------------------------------------------------
