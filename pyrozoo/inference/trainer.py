@@ -109,14 +109,15 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------
     def _state(self):
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "optimizer_params": self._param_names(), "rng": rng_state(),
                 "epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch}
 
     def resume(self, path=None):
         """Load ``checkpoints/last.pt`` (or ``path``) and continue after its epoch."""
         state = load_checkpoint(path or self.out / "checkpoints" / "last.pt", map_location=self.device)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(self._reorder(state))
         set_rng_state(state["rng"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.best, self.best_epoch = state["best"], state["best_epoch"]
@@ -125,6 +126,29 @@ class Trainer:
             lines = [ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch]
             metrics.write_text("".join(ln + "\n" for ln in lines))
         return self
+
+    def _param_names(self):
+        """Names of the optimiser's parameters, in its order (the checkpoint keys its state by index)."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return [names.get(id(p)) for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _reorder(self, state):
+        """The saved optimiser state with its indices mapped onto this optimiser's parameter order,
+        so a checkpoint resumes even when the model registers its modules in another order.
+        Older checkpoints without names take the order of the saved model's parameters."""
+        opt = state["optimizer"]
+        saved = state.get("optimizer_params") or [k for k in state["model"] if k in dict(self.model.named_parameters())]
+        current = self._param_names()
+        if saved == current or None in current or sorted(saved) != sorted(current):
+            return opt
+        index = {name: i for i, name in enumerate(saved)}
+        new_state = {i: opt["state"][index[n]] for i, n in enumerate(current) if index[n] in opt["state"]}
+        groups, start = [], 0
+        for group in opt["param_groups"]:
+            count = len(group["params"])
+            groups.append({**group, "params": list(range(start, start + count))})
+            start += count
+        return {"state": new_state, "param_groups": groups}
 
     # -- loop -------------------------------------------------------------------------------
     def fit(self, stop_after=None):
