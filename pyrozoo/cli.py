@@ -22,6 +22,7 @@ from pyrozoo.data import DATASETS, load
 from pyrozoo.guides import POSTERIORS
 from pyrozoo.inference import OBJECTIVES, SCHEDULES, TrainConfig, Trainer, TrainingDiverged, make_objective
 from pyrozoo.inference.checkpoint import load_checkpoint
+from pyrozoo.inference.phases import TwoPhaseTrainer
 from pyrozoo.inference.trainer import config_dict, write_json
 
 LIKELIHOOD_CHOICES = ("bernoulli", "gaussian", "dlogistic")
@@ -35,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _model_options(args, dataset):
+def _model_options(args, dataset, default_likelihood=None):
     opts = {}
     if args.z_dim is not None:
         opts["z_dim"] = args.z_dim
@@ -56,7 +57,7 @@ def _model_options(args, dataset):
         if args.likelihood is not None:
             opts["likelihood"] = args.likelihood
         return opts
-    likelihood = args.likelihood or ("bernoulli" if dataset.support == "binary" else
+    likelihood = args.likelihood or default_likelihood or ("bernoulli" if dataset.support == "binary" else
                                      "gaussian" if dataset.support == "real" else "dlogistic")
     opts["likelihood"] = likelihood
     if likelihood == "dlogistic":
@@ -64,10 +65,11 @@ def _model_options(args, dataset):
     return opts
 
 
-def _load_data(name, likelihood, data_dir, download):
-    binarize = None
-    if likelihood is not None and name in ("digits", "mnist", "fashion-mnist"):
+def _load_data(name, likelihood, data_dir, download, binarize=None):
+    if binarize is None and likelihood is not None and name in ("digits", "mnist", "fashion-mnist"):
         binarize = likelihood == "bernoulli"
+    if binarize and likelihood not in (None, "bernoulli"):
+        raise ValueError(f"the {likelihood} likelihood needs continuous data; this preset uses binarised {name}")
     return load(name, data_dir=data_dir, download=download, binarize=binarize)
 
 
@@ -88,6 +90,35 @@ def _fresh_dir(path):
     return Path(f"{path}-{i}")
 
 
+def _phase_epochs(args, defaults):
+    """``(phase one, phase two)`` epochs for two-phase presets (else None): ``--phase-epochs A,B``,
+    or ``--epochs N`` split 1:2 as in the paper (100 + 200), or the preset's."""
+    if "phases" not in defaults:
+        if args.phase_epochs:
+            raise ValueError("--phase-epochs applies only to the two-phase presets (rvae, vae-rbf, vampprior-rbf)")
+        return None
+    if args.phase_epochs:
+        try:
+            a, b = (int(v) for v in args.phase_epochs.split(","))
+        except ValueError:
+            raise ValueError(f"--phase-epochs takes two integers such as 100,200, got {args.phase_epochs!r}") from None
+    elif args.epochs is not None:
+        a = max(1, args.epochs // 3)
+        b = args.epochs - a
+    else:
+        a, b = defaults["phases"]
+    if a < 1 or b < 1:
+        raise ValueError(f"both phases need at least one epoch, got {a} and {b}")
+    return a, b
+
+
+def _checkpoints(run_dir, name):
+    """Paths of ``name`` in a run's checkpoint folders (two-phase runs: phase two's first)."""
+    run_dir = Path(run_dir)
+    return [p for p in (run_dir / "phase2" / "checkpoints" / name, run_dir / "phase1" / "checkpoints" / name,
+                        run_dir / "checkpoints" / name) if p.exists()]
+
+
 def train(args):
     """``pyrozoo train``: validate everything, train, evaluate, write the run directory."""
     defaults = zoo.train_defaults(args.preset)
@@ -96,7 +127,8 @@ def train(args):
         return value if value is not None else defaults.get(name, fallback)
 
     args.dataset = pick("dataset", "digits")
-    cfg = TrainConfig(epochs=pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
+    phases = _phase_epochs(args, defaults)
+    cfg = TrainConfig(epochs=sum(phases) if phases else pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
                       warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
                       cycles=pick("cycles", 4), patience=pick("patience", 50), seed=args.seed,
                       normalize_gradients=bool(args.normalize_gradients or defaults.get("normalize_gradients")),
@@ -109,7 +141,7 @@ def train(args):
     objective = make_objective(objective_name, particles, free_bits=free_bits, kl_groups=kl_groups)
     out = Path(args.out) if args.out else None
     if args.resume:
-        if out is None or not (out / "checkpoints" / "last.pt").exists():
+        if out is None or not _checkpoints(out, "last.pt"):
             raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
         saved = json.loads((out / "config.json").read_text())
         if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
@@ -117,14 +149,20 @@ def train(args):
                              f"{args.dataset}")
     else:
         out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
-    dataset = _load_data(args.dataset, args.likelihood, args.data_dir, args.download)
-    options = _model_options(args, dataset)
+    binarize = defaults.get("binarize") if args.likelihood is None else None
+    dataset = _load_data(args.dataset, args.likelihood, args.data_dir, args.download, binarize=binarize)
+    options = _model_options(args, dataset, defaults.get("likelihood"))
     torch.manual_seed(args.seed)
     model = _build(args.preset, dataset, options)
-    trainer = Trainer(model, dataset, cfg, out, objective=objective)
+    if phases:  # Kalatzis et al. Appendix C.1: networks first, then variance network and prior
+        trainer = TwoPhaseTrainer(model, dataset, cfg, out, objective=objective, phase_epochs=phases,
+                                  phase_one_beta=defaults.get("phase_one_beta"))
+    else:
+        trainer = Trainer(model, dataset, cfg, out, objective=objective)
     config = {"preset": args.preset, "dataset": args.dataset, "model_options": options, "train": config_dict(cfg),
               "objective": objective_name, "particles": particles, "free_bits": free_bits, "kl_groups": kl_groups,
-              "data_dir": str(args.data_dir) if args.data_dir else None, "binarize": dataset.binarize}
+              "data_dir": str(args.data_dir) if args.data_dir else None, "binarize": dataset.binarize,
+              "phase_epochs": list(phases) if phases else None}
     if args.resume:
         trainer.resume()
     write_json(out / "config.json", config)
@@ -173,11 +211,26 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
         means = distribution_mean(model.encode(test))
         latent_scatter(means, dataset.labels.get("test"), figures / "latent.png")
         khat_plot(khat, figures / "khat.png")
+        if hasattr(model, "log_volume") and model.z_dim == 2:  # Kalatzis et al. Figs. 3-7
+            _geometry_figures(model, means, dataset.labels.get("test"), figures)
     return {**extra, "test_log_likelihood": ll.mean().item(), "test_elbo": terms["elbo"].mean().item(),
             "test_reconstruction": terms["reconstruction"].mean().item(), "test_kl": terms["kl"].mean().item(),
             "active_units": {k: v["count"] for k, v in au.items()}, "psis_khat_mean": khat.mean().item(),
             "psis_khat_above_0.7": float((khat > 0.7).double().mean()), "num_samples": num_samples,
             "num_test": len(test)}
+
+
+def _geometry_figures(model, codes, labels, figures, seed=0):
+    """Volume measure with the codes, a geodesic interpolation and Brownian walks (learned t and 5 t)."""
+    from pyrozoo.plots import brownian_plot, interpolation_plot, volume_plot
+
+    volume_plot(model, codes, labels, figures / "volume.png")
+    g = torch.Generator().manual_seed(seed)
+    i, j = torch.randperm(len(codes), generator=g)[:2].tolist()
+    interpolation_plot(model, codes[i], codes[j], codes=codes, path=figures / "geodesic.png")
+    t = float(model.prior.t) if hasattr(model.prior, "t") else 1.0
+    brownian_plot(model, figures / "brownian.png", t=t, codes=codes)
+    brownian_plot(model, figures / "brownian_t5.png", t=5 * t, codes=codes)
 
 
 def _sequence_report(model, test, out):
@@ -203,14 +256,13 @@ def load_run(run_dir, device="cpu"):
         raise ValueError(f"{run_dir} is not a run directory (no config.json)")
     config = json.loads(cfg_path.read_text())
     likelihood = config["model_options"].get("likelihood")
-    dataset = _load_data(config["dataset"], likelihood, config.get("data_dir"), False)
+    dataset = _load_data(config["dataset"], likelihood, config.get("data_dir"), False,
+                         binarize=config.get("binarize"))
     model = _build(config["preset"], dataset, config["model_options"])
-    ckpt = run_dir / "checkpoints" / "best.pt"
-    if not ckpt.exists():
-        ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.exists():
+    found = _checkpoints(run_dir, "best.pt") or _checkpoints(run_dir, "last.pt")
+    if not found:
         raise ValueError(f"{run_dir} has no checkpoint yet")
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    model.load_state_dict(load_checkpoint(found[0])["model"])
     return model.to(device).eval(), dataset.to(device), config
 
 
@@ -254,6 +306,8 @@ def build_parser():
     t.add_argument("preset", choices=list(zoo.presets()))
     t.add_argument("--dataset", choices=DATASETS, help="data set (default: the preset's, else digits)")
     t.add_argument("--epochs", type=int)
+    t.add_argument("--phase-epochs", help="two-phase presets (rvae, vae-rbf, vampprior-rbf): epochs of the "
+                   "network phase and of the variance/prior phase, e.g. 100,200 (the paper's)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--warmup", type=int, help="KL warm-up epochs (beta from 0 to 1)")

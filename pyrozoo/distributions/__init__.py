@@ -5,8 +5,9 @@ from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
                                                GaussianLikelihood, Likelihood, make_likelihood)
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
-from pyrozoo.distributions.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior
+from pyrozoo.distributions.priors import (HeatKernelPrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior,
+                                         VampPrior)
 
-__all__ = ["DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood", "DiscretizedLogisticLikelihood",
+__all__ = ["HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood", "DiscretizedLogisticLikelihood",
            "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior", "StandardNormalPrior",
            "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior"]

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
+from pyrozoo.geometry.heat_kernel import HeatKernel
 
 
 class Prior(nn.Module):
@@ -116,3 +117,43 @@ def _check_components(k):
     if int(k) < 1:
         raise ValueError(f"the number of mixture components must be >= 1, got {k}")
     return int(k)
+
+
+class HeatKernelPrior(Prior):
+    """p(z) = HeatKernel(mu_p, t_p) under a decoder's pull-back metric (Kalatzis et al. 2020,
+    eq. 3.7): Brownian motion on the latent manifold started at a learnable centre ``mu_p``
+    ``(z_dim,)`` and run for a learnable scalar time ``t_p`` > 0 (stored as log t_p), the
+    R-VAE's only extra prior parameters.
+
+    The metric is not owned here: :meth:`bind` hands over a callable ``(n, d) -> (n, d, d)``
+    (the decoder's :class:`~pyrozoo.geometry.metric.PullbackMetric`), which every density
+    evaluation and every draw uses. ``sampler``, ``num_steps`` and ``distance`` are passed to
+    :class:`~pyrozoo.geometry.heat_kernel.HeatKernel`; draws default to Brownian motion (eq. 3.15).
+    ``base_measure`` must match the posterior's (the R-VAE uses ``"det-g"`` for both; use
+    ``"lebesgue"`` beside an ordinary Gaussian encoder).
+    """
+
+    def __init__(self, z_dim, t=1.0, metric_fn=None, sampler="brownian", num_steps=10, distance="local",
+                 base_measure="riemannian"):
+        super().__init__(z_dim)
+        if not float(t) > 0:
+            raise ValueError(f"the prior's diffusion time t must be positive, got {t}")
+        self.loc = nn.Parameter(torch.zeros(self.z_dim))
+        self.log_t = nn.Parameter(torch.tensor(float(t)).log())
+        self.options = dict(sampler=sampler, num_steps=int(num_steps), distance=distance, base_measure=base_measure)
+        self.metric_fn = metric_fn
+
+    def bind(self, metric_fn):
+        """Use ``metric_fn`` (a callable ``(n, d) -> (n, d, d)``) as the latent metric; returns self."""
+        self.metric_fn = metric_fn
+        return self
+
+    @property
+    def t(self):
+        """The diffusion time t_p (a 0-d tensor)."""
+        return self.log_t.exp()
+
+    def forward(self):
+        if self.metric_fn is None:
+            raise ValueError("HeatKernelPrior has no metric; call bind(metric_fn) first")
+        return HeatKernel(self.loc, self.t, self.metric_fn, **self.options)

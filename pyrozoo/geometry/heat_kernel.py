@@ -16,7 +16,8 @@ from pyrozoo.geometry.metric import logdet_psd
 
 _DISTANCES = ("local", "geodesic")
 _H0 = ("paper", "parametrix", "one")
-_MEASURES = ("riemannian", "lebesgue")
+_MEASURES = ("riemannian", "lebesgue", "det-g")
+_SAMPLERS = ("brownian", "euclidean")
 
 
 class HeatKernel(TorchDistribution):
@@ -37,7 +38,10 @@ class HeatKernel(TorchDistribution):
     same under either base measure as long as prior and posterior share it: use a
     ``HeatKernel`` for *both* (or pass ``base_measure="lebesgue"``, which adds
     log sqrt(det G(z)) and returns a density w.r.t. dz that can be compared with ordinary
-    Lebesgue densities such as a Gaussian guide).
+    Lebesgue densities such as a Gaussian guide). ``base_measure="det-g"`` (only with
+    ``h0="paper"``) gives the density w.r.t. det G(z) dz: the ½ log det G(z) of H0 moves into the
+    base measure, so the density needs the metric only at mu, and for a prior and a posterior
+    that both use it log q − log p is exactly eq. (3.8) at a third of the cost (no metric at z).
 
     **H0** (``h0``):
 
@@ -58,9 +62,12 @@ class HeatKernel(TorchDistribution):
     ``geodesic_kwargs``; expensive: iterations x B x num_points metric evaluations per call) and
     uses its squared length, differentiable through the envelope gradient.
 
-    **Sampling.** ``rsample`` runs Brownian motion from mu for time t in ``num_steps`` steps
-    (eq. 3.15, :func:`~pyrozoo.geometry.brownian.brownian_motion`); it is reparameterised in mu,
-    t and the metric's parameters. ``generator`` optionally fixes the walk's noise.
+    **Sampling** (``sampler``). ``"brownian"`` (default): ``rsample`` runs Brownian motion from mu
+    for time t in ``num_steps`` steps (eq. 3.15, :func:`~pyrozoo.geometry.brownian.brownian_motion`),
+    reparameterised in mu, t and the metric's parameters. ``"euclidean"``: z = mu + sqrt(t) ε,
+    ε ~ N(0, I), the cheap reparameterisation the authors' code uses for q(z|x); its draws
+    ignore the metric, so ``log_prob`` is then a score of those draws, not their exact density.
+    ``generator`` optionally fixes the noise.
 
     Per ``log_prob`` call with N points: one metric evaluation at the B centres and (unless
     ``h0="one"`` with the Riemannian base) one at the N points, plus N d x d Choleskys.
@@ -71,15 +78,17 @@ class HeatKernel(TorchDistribution):
     has_rsample = True
 
     def __init__(self, mu, t, metric_fn, distance="local", h0="paper", base_measure="riemannian", num_steps=10,
-                 geodesic_kwargs=None, generator=None, validate_args=None):
+                 geodesic_kwargs=None, generator=None, sampler="brownian", validate_args=None):
         if mu.dim() < 1:
             raise ValueError("HeatKernel needs mu of shape (..., d)")
         if not callable(metric_fn):
             raise ValueError("metric_fn must be a callable (n, d) -> (n, d, d)")
         for name, value, allowed in (("distance", distance, _DISTANCES), ("h0", h0, _H0),
-                                     ("base_measure", base_measure, _MEASURES)):
+                                     ("base_measure", base_measure, _MEASURES), ("sampler", sampler, _SAMPLERS)):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose from {allowed}")
+        if base_measure == "det-g" and h0 != "paper":
+            raise ValueError("base_measure='det-g' absorbs the paper's H0 and needs h0='paper'")
         if int(num_steps) < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         t = torch.as_tensor(t, dtype=mu.dtype, device=mu.device)
@@ -88,13 +97,22 @@ class HeatKernel(TorchDistribution):
         self.t = t.expand(batch_shape)
         self.metric_fn = metric_fn
         self._options = dict(distance=distance, h0=h0, base_measure=base_measure, num_steps=int(num_steps),
-                             geodesic_kwargs=dict(geodesic_kwargs or {}), generator=generator)
+                             geodesic_kwargs=dict(geodesic_kwargs or {}), generator=generator, sampler=sampler)
         super().__init__(batch_shape, mu.shape[-1:], validate_args=validate_args)
 
     @property
     def distance(self):
         """How l² is computed: ``"local"`` or ``"geodesic"``."""
         return self._options["distance"]
+
+    @property
+    def mean(self):
+        """mu for ``sampler="euclidean"`` (the exact mean of its draws); Brownian motion drifts
+        from mu where the metric varies, so that sampler has no closed-form mean (raises
+        ``NotImplementedError``; :func:`pyrozoo.guides.distribution_mean` then averages draws)."""
+        if self._options["sampler"] == "euclidean":
+            return self.mu
+        raise NotImplementedError("the mean of Riemannian Brownian motion has no closed form")
 
     def expand(self, batch_shape, _instance=None):
         """The same heat kernel with ``mu`` and ``t`` expanded to ``batch_shape``."""
@@ -124,6 +142,8 @@ class HeatKernel(TorchDistribution):
         else:
             sq = fit_geodesic(self.metric_fn, mu, z, **opts["geodesic_kwargs"]).sq_length
         out = -0.5 * d * torch.log(2 * math.pi * t) - sq / (2 * t)
+        if opts["base_measure"] == "det-g":
+            return (out - 0.5 * logdet_psd(g_mu)).reshape(shape)
         need_gz = opts["h0"] != "one" or opts["base_measure"] == "lebesgue"
         if need_gz:
             logdet_z = logdet_psd(self.metric_fn(z))
@@ -137,8 +157,12 @@ class HeatKernel(TorchDistribution):
         return out.reshape(shape)
 
     def rsample(self, sample_shape=torch.Size()):
-        """Brownian-motion draws (eq. 3.15) ``sample_shape + batch_shape + (d,)``, reparameterised."""
+        """Reparameterised draws ``sample_shape + batch_shape + (d,)``: Brownian motion (eq. 3.15)
+        or, with ``sampler="euclidean"``, mu + sqrt(t) ε."""
         shape = torch.Size(sample_shape) + self.batch_shape
         mu, t = self._flat(shape)
+        if self._options["sampler"] == "euclidean":
+            eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=self._options["generator"])
+            return (mu + t.sqrt()[:, None] * eps).reshape(shape + self.event_shape)
         z = brownian_motion(self.metric_fn, mu, t, self._options["num_steps"], generator=self._options["generator"])
         return z.reshape(shape + self.event_shape)

@@ -32,6 +32,10 @@ def _analytic_kl(guide_fn, model_fn):
     return kl
 
 
+def _is_zero(scale):
+    return isinstance(scale, (int, float)) and scale == 0
+
+
 def _scaled_sum(value, site):
     return masked(value, site).sum() * site["scale"]
 
@@ -51,6 +55,8 @@ def elbo_from_traces(model_trace, guide_trace, analytic_kl=True):
         gsite = guide_trace.nodes.get(name)
         if gsite is None:
             raise ValueError(f"latent site {name!r} of the model is missing from the guide")
+        if _is_zero(site["scale"]) and _is_zero(gsite["scale"]):
+            continue  # a latent weighted by beta = 0 (e.g. an autoencoder phase): its densities cost nothing
         if not gsite["fn"].has_rsample:
             raise NotImplementedError(f"site {name!r} is not reparameterisable; use pyro.infer.Trace_ELBO")
         kl = _analytic_kl(gsite["fn"], site["fn"]) if analytic_kl else None

@@ -67,6 +67,30 @@ class RBFPrecision(nn.Module):
         """Standard deviation σ(z) = β(z)^{-1/2}: ``(..., d)`` -> ``(..., *out_shape)``."""
         return torch.rsqrt(self(z))
 
+    @torch.no_grad()
+    def match_precision(self, z, target):
+        """Set the weights so that the mean precision over the points ``z`` ``(N, d)`` equals
+        ``target`` ``(D,)`` (e.g. 1 / the per-dimension squared residual of a fitted mean):
+        W_ik = (target_i − ζ) / mean_n Σ_k φ_k(z_n), the same for every centre."""
+        mass = self.features(z).sum(-1).mean().clamp_min(1e-12)
+        w = ((target.reshape(-1) - self.min_precision).clamp_min(1e-6) / mass)[:, None].expand_as(self.raw_weight)
+        self.raw_weight.copy_(w + torch.log(-torch.expm1(-w)))  # softplus^{-1}(w)
+        return self
+
+    def sigma_jacobian(self, z):
+        """Closed-form Jacobian of σ(z) (flattened outputs): ``(..., d)`` -> ``(..., D, d)``.
+
+        With β = W φ + ζ and ∂φ_k/∂z = −2 λ_k φ_k (z − c_k):
+        ∂σ_i/∂z = −½ β_i^{-3/2} Σ_k W_ik ∂φ_k/∂z = β_i^{-3/2} Σ_k W_ik λ_k φ_k (z − c_k).
+        One (D, K) x (K, d) product per point instead of d forward-mode passes; equal to
+        :func:`pyrozoo.geometry.jacobian` of :meth:`sigma` (tested).
+        """
+        phi = self.features(z)                                            # (..., K)
+        a = (self.bandwidth * phi)[..., None] * (z[..., None, :] - self.centres)  # (..., K, d)
+        w = F.softplus(self.raw_weight)                                   # (D, K)
+        beta = phi @ w.transpose(0, 1) + self.min_precision               # (..., D)
+        return beta.pow(-1.5)[..., None] * torch.matmul(w, a)             # (..., D, d)
+
 
 def rbf_precision_net(centres, out_shape, bandwidth=0.01, min_precision=1e-3, **kwargs):
     """Build an :class:`RBFPrecision` network (β(z), and σ(z) = β^{-1/2} through ``.sigma``)."""

@@ -1,0 +1,218 @@
+"""Tests of the R-VAE (Kalatzis et al. 2020) model layer: immersion decoder, heat-kernel parts,
+two-phase training, the latent classifier and the presets."""
+
+import json
+import math
+
+import pyro
+import pytest
+import torch
+
+from pyrozoo import cli, zoo
+from pyrozoo.data import load
+from pyrozoo.distributions import HeatKernelPrior
+from pyrozoo.evaluation import elbo_terms, latent_f1
+from pyrozoo.geometry import HeatKernel, jacobian, pullback_metric
+from pyrozoo.inference import ELBO, TrainConfig
+from pyrozoo.inference.phases import TwoPhaseTrainer
+from pyrozoo.nn.rbf import RBFPrecision
+
+D64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def cdigits():
+    return load("digits", binarize=False)
+
+
+def _rvae(cdigits, preset="rvae", seed=0, **kw):
+    torch.manual_seed(seed)
+    return zoo.build(preset, event_shape=cdigits.event_shape, z_dim=2, hidden=(32, 32), num_centres=16, **kw)
+
+
+def test_rbf_sigma_jacobian_matches_autodiff():
+    torch.manual_seed(0)
+    net = RBFPrecision(torch.randn(9, 3, dtype=D64), 11, bandwidth=0.3).double()
+    with torch.no_grad():
+        net.raw_weight.normal_()
+    z = torch.randn(6, 3, dtype=D64)
+    torch.testing.assert_close(net.sigma_jacobian(z), jacobian(net.sigma, z))
+
+
+def test_match_precision_hits_the_target_mean():
+    torch.manual_seed(1)
+    net = RBFPrecision(torch.randn(20, 2, dtype=D64), 5, bandwidth=0.5).double()
+    z = torch.randn(300, 2, dtype=D64)
+    target = torch.tensor([1.0, 4.0, 9.0, 16.0, 100.0], dtype=D64)
+    net.match_precision(z, target)
+    torch.testing.assert_close(net(z).mean(0), target)
+
+
+def test_immersion_metric_matches_generic_pullback(cdigits):
+    model = _rvae(cdigits).double()
+    z = torch.randn(5, 2, dtype=D64)
+    dec = model.decoder
+    torch.testing.assert_close(dec.metric_fn(z), pullback_metric(dec.mu, None, z))  # phase one: mean term
+    model.start_phase_two(cdigits.train.double())
+    assert bool(dec.variance_on) and model.phase == 2
+    torch.testing.assert_close(dec.metric_fn(z), pullback_metric(dec.mu, dec.sigma, z))
+
+
+def test_det_g_base_gives_eq_3_8_and_the_same_log_ratio():
+    """log q − log p with both densities w.r.t. det G(z) dz equals eq. (3.8) term by term and the
+    log-ratio of the Riemannian-base densities (the G(z) terms cancel)."""
+    torch.manual_seed(2)
+    w = torch.randn(6, 2, dtype=D64)
+
+    def metric(z):  # a curved metric: G(z) = J(z)ᵀJ(z) of mu(z) = tanh(W z)
+        return pullback_metric(lambda v: torch.tanh(v @ w.T), None, z)
+    mu_q, t_q = torch.randn(4, 2, dtype=D64), torch.tensor([0.3, 0.5, 0.2, 0.9], dtype=D64)
+    mu_p, t_p = torch.tensor([0.1, -0.2], dtype=D64), torch.tensor(1.3, dtype=D64)
+    z = mu_q + 0.3 * torch.randn(4, 2, dtype=D64)
+    ratio = {}
+    for base in ("riemannian", "det-g"):
+        q = HeatKernel(mu_q, t_q, metric, base_measure=base)
+        p = HeatKernel(mu_p, t_p, metric, base_measure=base)
+        ratio[base] = q.log_prob(z) - p.log_prob(z)
+    torch.testing.assert_close(ratio["det-g"], ratio["riemannian"])
+    ld = lambda m: torch.logdet(metric(m))  # noqa: E731
+    lq = torch.einsum("ni,nij,nj->n", z - mu_q, metric(mu_q), z - mu_q)
+    lp = torch.einsum("ni,ij,nj->n", z - mu_p, metric(mu_p[None])[0], z - mu_p)
+    eq38 = 0.5 * (ld(mu_p[None]) - ld(mu_q) + lp / t_p - lq / t_q + 2 * (torch.log(t_p) - torch.log(t_q)))
+    torch.testing.assert_close(ratio["det-g"], eq38)
+    with pytest.raises(ValueError, match="h0='paper'"):
+        HeatKernel(mu_p, t_p, metric, h0="one", base_measure="det-g")
+
+
+def test_euclidean_sampler_moments():
+    mu = torch.tensor([[1.0, -2.0]], dtype=D64)
+    hk = HeatKernel(mu, 0.49, lambda z: torch.eye(2, dtype=D64).expand(len(z), 2, 2) * 9.0, sampler="euclidean")
+    z = hk.rsample((40000,))[:, 0]
+    torch.testing.assert_close(z.mean(0), mu[0], atol=0.02, rtol=0)
+    torch.testing.assert_close(torch.cov(z.T), 0.49 * torch.eye(2, dtype=D64), atol=0.02, rtol=0)
+    torch.testing.assert_close(hk.mean, mu)
+    with pytest.raises(NotImplementedError):
+        HeatKernel(mu, 0.49, lambda z: torch.eye(2, dtype=D64).expand(len(z), 2, 2)).mean
+
+
+def test_rvae_is_a_plain_pyro_model_with_mc_kl(cdigits):
+    model = _rvae(cdigits)
+    x = cdigits.train[:32]
+    trace = pyro.poutine.trace(model.guide).get_trace(x)
+    assert isinstance(trace.nodes["z"]["fn"], HeatKernel)
+    with torch.no_grad():
+        loss = pyro.infer.Trace_ELBO().loss(model.model, model.guide, x)
+        ours = ELBO().loss(model.model, model.guide, x)
+    assert math.isfinite(loss) and math.isfinite(ours)
+    assert abs(loss - ours) / 32 < 5.0  # same estimator (MC KL) up to sampling noise
+    terms = elbo_terms(model, x)
+    torch.testing.assert_close(terms["elbo"], terms["reconstruction"] - terms["kl"])
+
+
+def test_beta_zero_phase_is_an_autoencoder(cdigits):
+    """β = 0 (the R-VAE's first phase) leaves only the reconstruction term: the objective equals
+    −E_q log p(x|z) and no density of z is evaluated."""
+    model = _rvae(cdigits)
+    x = cdigits.train[:16]
+    from pyrozoo.inference import scale_latents
+    calls = []
+    model.decoder.metric_fn = lambda z: calls.append(1) or pullback_metric(model.decoder.mu, None, z)
+    model.encoder.bind(model.decoder.metric_fn)
+    model.prior.bind(model.decoder.metric_fn)
+    pyro.set_rng_seed(3)
+    loss = ELBO().differentiable_loss(scale_latents(model.model, 0.0), scale_latents(model.guide, 0.0), x)
+    assert not calls
+    pyro.set_rng_seed(3)
+    z = model.encoder(x).rsample()
+    torch.testing.assert_close(loss, -model.decoder(z).log_prob(x).sum())
+
+
+def test_two_phase_training_freezes_and_switches(cdigits, tmp_path):
+    model = _rvae(cdigits)
+    first = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = TrainConfig(epochs=4, quiet=True, seed=1)
+    trainer = TwoPhaseTrainer(model, cdigits, cfg, tmp_path, phase_epochs=(2, 2), phase_one_beta=0.0)
+    phase_one_names = {n for n, p in model.named_parameters() if any(p is q for q in model.phase_parameters(1))}
+    trainer.trainer.fit()
+    after_one = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert not torch.equal(after_one["encoder.loc.weight"], first["encoder.loc.weight"])
+    torch.testing.assert_close(after_one["prior.loc"], first["prior.loc"])  # prior waits for phase two
+    trainer._switch()
+    assert model.phase == 2
+    centres = model.decoder.precision.centres
+    assert centres.abs().sum() > 0 and len(torch.unique(centres, dim=0)) == 16
+    result = trainer.fit()
+    assert result["epochs"] == 4
+    for name, p in model.named_parameters():
+        if name in phase_one_names:
+            torch.testing.assert_close(p, after_one[name], rtol=0, atol=0, msg=name)
+    assert not torch.equal(model.prior.log_t, after_one["prior.log_t"])
+    assert not torch.equal(model.decoder.precision.raw_weight, after_one["decoder.precision.raw_weight"])
+    lines = (tmp_path / "phase2" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+
+
+def test_two_phase_resume_matches_uninterrupted(cdigits, tmp_path):
+    cfg = TrainConfig(epochs=5, quiet=True, seed=4)
+    full = _rvae(cdigits)
+    TwoPhaseTrainer(full, cdigits, cfg, tmp_path / "a", phase_epochs=(2, 3), phase_one_beta=0.0).fit()
+    part = _rvae(cdigits)
+    t = TwoPhaseTrainer(part, cdigits, cfg, tmp_path / "b", phase_epochs=(2, 3), phase_one_beta=0.0)
+    t.trainer.fit()
+    t._switch()
+    t.trainer.fit(stop_after=1)  # killed during phase two
+    resumed = TwoPhaseTrainer(_rvae(cdigits, seed=9), cdigits, cfg, tmp_path / "b", phase_epochs=(2, 3),
+                              phase_one_beta=0.0).resume()
+    assert resumed.phase == 2 and resumed.epoch == 3
+    resumed.fit()
+    for (name, p), q in zip(full.named_parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_heat_kernel_prior_parameters_and_errors():
+    prior = HeatKernelPrior(3, t=0.5)
+    assert prior.t.item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no metric"):
+        prior()
+    with pytest.raises(ValueError, match="positive"):
+        HeatKernelPrior(3, t=0.0)
+
+
+def test_presets_reject_bad_settings(cdigits):
+    with pytest.raises(ValueError, match="continuous"):
+        zoo.build("rvae", event_shape=cdigits.event_shape, likelihood="bernoulli")
+    with pytest.raises(ValueError, match="sampler"):
+        zoo.build("rvae", event_shape=cdigits.event_shape, sampler="walk")
+    with pytest.raises(ValueError, match="k-means"):
+        zoo.build("vae-rbf", event_shape=cdigits.event_shape, z_dim=2, num_centres=5000).start_phase_two(cdigits.train)
+    for preset in ("vae-rbf", "vampprior-rbf"):
+        model = _rvae(cdigits, preset)
+        assert model.phase == 1 and model.z_dim == 2
+
+
+def test_cli_trains_two_phases_and_reloads(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "vae-rbf", "--phase-epochs", "2,1", "--z-dim", "2", "--hidden", "32,32", "--out",
+                     str(out), "--eval-samples", "20", "--quiet"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 3 and summary["phase_one"]["epochs"] == 2
+    assert (out / "figures" / "volume.png").exists() and (out / "figures" / "brownian.png").exists()
+    model, dataset, _ = cli.load_run(out)
+    assert model.phase == 2 and not dataset.binarize
+    assert cli.main(["train", "vae", "--phase-epochs", "1,1", "--quiet"]) == 2
+    assert cli.main(["train", "rvae", "--phase-epochs", "3", "--quiet"]) == 2
+    assert "two integers" in capsys.readouterr().err
+
+
+def test_latent_f1_separable_and_chance():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(100)
+    z = torch.randn(300, 2, generator=g) * 0.1 + torch.stack([y.float() * 3, -y.float()], 1)
+    good = latent_f1(z[:200], y[:200], z[200:], y[200:], epochs=50)
+    assert good["average"] > 0.95 and set(good["per_class"]) == {0, 1, 2}
+    noise = torch.randn(300, 2, generator=g)
+    bad = latent_f1(noise[:200], y[:200], noise[200:], y[200:], epochs=50)
+    assert bad["average"] < 0.6
+    with pytest.raises(ValueError):
+        latent_f1(z[:10], y[:9], z, y)
