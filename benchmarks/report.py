@@ -43,6 +43,33 @@ def vampprior_table(res):
     return "\n".join(lines)
 
 
+def rvae_table(res):
+    """Tables 1-3 and 6 of the R-VAE paper (benchmarks/rvae.py) with the paper's numbers beside ours."""
+    lines = [f"Setup: {res['setup']}.", "",
+             "| data, d | model | −ELBO (ours) | Rec | KL | paper −ELBO / Rec / KL | F1 avg | s / epoch (phase 1 + 2) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, entry in res["runs"].items():
+        data, model, d = key.split("/")
+        s = entry.get("summary")
+        if not s:
+            continue
+        n = len(entry["seeds"])
+        pm = lambda v: f"{v[0]:.2f}" + (f" ± {v[1]:.2f}" if n > 1 else "")  # noqa: E731
+        paper = entry.get("paper")
+        paper = f"{paper['neg_elbo']} / {paper['rec']} / {paper['kl']}" if paper else "–"
+        lines.append(f"| {data}, {d[1:]} | `{model}` | {pm(s['neg_elbo'])} | {pm(s['rec'])} | {pm(s['kl'])} | {paper} | "
+                     f"{s['f1_average'][0]:.3f} | {s['seconds_per_epoch_phase1'][0]:.1f} + "
+                     f"{s['seconds_per_epoch_phase2'][0]:.1f} |")
+    ratios = res.get("speed_ratio", {})
+    if ratios:
+        lines += ["", "| data, d | R-VAE / VAE time per epoch, phase 2 | over the whole schedule | paper (GPU) |",
+                  "| --- | --- | --- | --- |"]
+        for key, r in ratios.items():
+            paper = f"{r['paper_gpu']:.1f}" if r.get("paper_gpu") else "–"
+            lines.append(f"| {key.replace('/d', ', ')} | {r['phase2']:.1f} | {r['schedule']:.1f} | {paper} |")
+    return "\n".join(lines)
+
+
 def main():
     speed = _load("speed.json")
     if speed:
@@ -51,6 +78,9 @@ def main():
     family = _load("vae_family.json")
     if family:
         print(family_table(family) + "\n")
+    rvae = _load("rvae.json")
+    if rvae:
+        print("### rvae\n\n" + rvae_table(rvae) + "\n")
     for name in sorted(RESULTS.glob("vampprior-*.json")):
         print(f"### {name.stem}\n\n" + vampprior_table(json.loads(name.read_text())) + "\n")
 

@@ -53,6 +53,9 @@ def _model_options(args, dataset, default_likelihood=None):
         opts["num_components"] = args.pseudo_inputs
     if args.flow_steps is not None:
         opts["flow_steps"] = args.flow_steps
+    for flag in ("sampler", "num_centres", "bandwidth"):  # the Riemannian presets
+        if getattr(args, flag, None) is not None:
+            opts[flag] = getattr(args, flag)
     if dataset.support == "sequence":  # the sequence VAE brings its own likelihood
         if args.likelihood is not None:
             opts["likelihood"] = args.likelihood
@@ -325,6 +328,11 @@ def build_parser():
     t.add_argument("--pseudo-inputs", type=int, help="number of pseudo-inputs / mixture components K")
     t.add_argument("--normalize-gradients", action="store_true",
                    help="divide each gradient by its L2 norm before the Adam step (VampPrior authors' Adam)")
+    t.add_argument("--sampler", choices=("euclidean", "brownian"),
+                   help="rvae: draw q(z|x) by Euclidean reparameterisation (default, as the authors' code) or by a "
+                   "Brownian walk under the metric")
+    t.add_argument("--num-centres", type=int, help="RBF variance network: number of k-means centres (default 350)")
+    t.add_argument("--bandwidth", type=float, help="RBF variance network: lambda in exp(-lambda |z - c|^2) (0.01)")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)
     t.add_argument("--z-dim", type=int)
     t.add_argument("--hidden", help="hidden sizes, e.g. 300,300")

@@ -269,11 +269,12 @@ register("pixelhvae-vampprior", "PixelHVAE: the ConvHVAE with a PixelCNN decoder
 
 # The Riemannian Brownian-motion prior paper (../shared/papers/002) and its baselines.
 def riemannian_vae(event_shape, prior="heat", z_dim=2, hidden=(300, 300), num_centres=350, bandwidth=0.01,
-                   min_precision=1e-3, sampler="euclidean", num_components=128, likelihood="gaussian", t=1.0):
+                   min_precision=1e-3, sampler=None, num_components=128, likelihood="gaussian", t=1.0):
     """A VAE with the paper's coders (Tables 4-5): ELU MLPs ``hidden`` (300-300), a linear decoder
     mean and an RBF precision network (``num_centres`` = 350, λ = ``bandwidth`` = 0.01) for
     σ(z) = β_ψ(z)^{-1/2}. ``prior="heat"`` gives the R-VAE (heat-kernel prior with learnable
-    centre and time ``t``, heat-kernel posterior sampled by ``sampler``); ``"standard"`` and
+    centre and time ``t``, heat-kernel posterior sampled by ``sampler``: ``"euclidean"`` by default,
+    or ``"brownian"``); ``"standard"`` and
     ``"vampprior"`` (K = ``num_components``, 128 here; the paper tries 128-512) give the
     baselines with a Gaussian encoder (variance clipped to [1e-4, 5] as the authors' code does).
     Continuous data only (``likelihood="gaussian"``)."""
@@ -288,12 +289,15 @@ def riemannian_vae(event_shape, prior="heat", z_dim=2, hidden=(300, 300), num_ce
         raise ValueError(f"unknown prior {prior!r} for the Riemannian VAEs; choose heat, standard or vampprior")
     if int(z_dim) < 1:
         raise ValueError(f"z_dim must be positive, got {z_dim}")
+    if sampler is not None and prior != "heat":
+        raise ValueError("sampler chooses how the heat-kernel posterior is drawn; it applies to prior='heat' (rvae) only")
     z_dim, hidden = int(z_dim), [int(h) for h in hidden]
     num_dims = math.prod(event_shape)
     enc_net = MLP([num_dims] + hidden, activation="elu", final_activation="elu")
     if prior == "heat":
         # Both densities w.r.t. det G(z) dz: log q - log p is eq. (3.8) with the metric at the centres only.
-        encoder = HeatKernelEncoder(enc_net, hidden[-1], z_dim, event_dim=len(event_shape), sampler=sampler,
+        encoder = HeatKernelEncoder(enc_net, hidden[-1], z_dim, event_dim=len(event_shape),
+                                    sampler=sampler or "euclidean",
                                     base_measure="det-g")
         p = HeatKernelPrior(z_dim, t=t, base_measure="det-g")
     else:

@@ -183,6 +183,10 @@ def test_presets_reject_bad_settings(cdigits):
         zoo.build("rvae", event_shape=cdigits.event_shape, likelihood="bernoulli")
     with pytest.raises(ValueError, match="sampler"):
         zoo.build("rvae", event_shape=cdigits.event_shape, sampler="walk")
+    with pytest.raises(ValueError, match="heat"):
+        zoo.build("vae-rbf", event_shape=cdigits.event_shape, sampler="brownian")
+    brownian = zoo.build("rvae", event_shape=cdigits.event_shape, z_dim=2, hidden=(8,), sampler="brownian")
+    assert brownian.encoder.options["sampler"] == "brownian"
     with pytest.raises(ValueError, match="k-means"):
         zoo.build("vae-rbf", event_shape=cdigits.event_shape, z_dim=2, num_centres=5000).start_phase_two(cdigits.train)
     for preset in ("vae-rbf", "vampprior-rbf"):
