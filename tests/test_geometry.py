@@ -325,3 +325,20 @@ def test_bad_input_is_rejected():
         HeatKernel(torch.zeros(2), 1.0, eye, distance="euclid")
     with pytest.raises(ValueError):
         brownian_motion(lambda z: torch.zeros(z.shape[:-1] + (2, 2)), torch.zeros(2), 1.0, 1)
+
+
+def test_mlp_jacobian_matches_autodiff_and_refuses_other_layers():
+    from pyrozoo.geometry import mlp_jacobian
+    torch.manual_seed(3)
+    for act in (torch.nn.ELU(), torch.nn.ReLU(), torch.nn.Tanh()):
+        net = torch.nn.Sequential(torch.nn.Linear(3, 7), act, torch.nn.Linear(7, 5), torch.nn.Identity(),
+                                  torch.nn.Linear(5, 4)).double()
+        z = torch.randn(6, 3, dtype=D64, requires_grad=True)
+        j = mlp_jacobian(net, z)
+        torch.testing.assert_close(j, jacobian(net, z))
+        # differentiable like the autodiff Jacobian
+        g1 = torch.autograd.grad(j.pow(2).sum(), net[0].weight)[0]
+        g2 = torch.autograd.grad(jacobian(net, z).pow(2).sum(), net[0].weight)[0]
+        torch.testing.assert_close(g1, g2)
+    with pytest.raises(ValueError, match="supports"):
+        mlp_jacobian(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softplus()), torch.randn(2, 3))

@@ -20,6 +20,12 @@ _MEASURES = ("riemannian", "lebesgue", "det-g")
 _SAMPLERS = ("brownian", "euclidean")
 
 
+def _compact(x, batch_dims):
+    """``x`` ``(*batch, d)`` with every expanded (stride-0) batch dimension cut to size 1."""
+    index = tuple(slice(0, 1) if x.stride(i) == 0 and x.shape[i] > 1 else slice(None) for i in range(batch_dims))
+    return x[index]
+
+
 class HeatKernel(TorchDistribution):
     r"""Heat kernel p_t(z | mu) of Brownian motion started at ``mu`` and run for time ``t``.
 
@@ -132,8 +138,11 @@ class HeatKernel(TorchDistribution):
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         z = value.expand(shape + (d,)).reshape(-1, d)
         t = self.t.expand(shape).reshape(-1)
-        g_mu = self.metric_fn(self.mu.reshape(-1, d)).reshape(self.batch_shape + (d, d))
-        g_mu = g_mu.expand(shape + (d, d)).reshape(-1, d, d)
+        # The metric (and its log-determinant) once per distinct centre: a prior expanded over the
+        # data plate has one centre, not B.
+        compact = _compact(self.mu, len(self.batch_shape))
+        g_c = self.metric_fn(compact.reshape(-1, d)).reshape(compact.shape + (d,))
+        g_mu = g_c.expand(shape + (d, d)).reshape(-1, d, d)
         mu = self.mu.expand(shape + (d,)).reshape(-1, d)
         opts = self._options
         if opts["distance"] == "local":
@@ -142,12 +151,12 @@ class HeatKernel(TorchDistribution):
         else:
             sq = fit_geodesic(self.metric_fn, mu, z, **opts["geodesic_kwargs"]).sq_length
         out = -0.5 * d * torch.log(2 * math.pi * t) - sq / (2 * t)
+        logdet_mu = logdet_psd(g_c).expand(shape).reshape(-1)
         if opts["base_measure"] == "det-g":
-            return (out - 0.5 * logdet_psd(g_mu)).reshape(shape)
+            return (out - 0.5 * logdet_mu).reshape(shape)
         need_gz = opts["h0"] != "one" or opts["base_measure"] == "lebesgue"
         if need_gz:
             logdet_z = logdet_psd(self.metric_fn(z))
-            logdet_mu = logdet_psd(g_mu)
             if opts["h0"] == "paper":
                 out = out + 0.5 * (logdet_z - logdet_mu)
             elif opts["h0"] == "parametrix":

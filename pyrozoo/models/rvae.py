@@ -17,7 +17,7 @@ from torch import nn
 from pyrozoo.distributions.likelihoods import GaussianLikelihood
 from pyrozoo.geometry.brownian import brownian_motion
 from pyrozoo.geometry.curves import fit_geodesic
-from pyrozoo.geometry.metric import jacobian, logdet_psd
+from pyrozoo.geometry.metric import jacobian, logdet_psd, mlp_jacobian
 from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.models.vae import VAE
 from pyrozoo.nn.rbf import RBFPrecision, kmeans_centres
@@ -69,6 +69,16 @@ class GaussianImmersion(nn.Module):
         """mu_θ(z) shaped as data: ``(..., *event_shape)``."""
         return self.mu(z).reshape(z.shape[:-1] + self.event_shape)
 
+    def mean_jacobian(self, z):
+        """J_mu(z) ``(..., D, d)``: the explicit chain rule when the mean network is a plain MLP
+        (:func:`~pyrozoo.geometry.metric.mlp_jacobian`), else forward-mode autodiff."""
+        if isinstance(self.mean_net, nn.Sequential) and z.dim() == 2:
+            try:
+                return mlp_jacobian(self.mean_net, z)
+            except ValueError:
+                pass
+        return jacobian(self.mu, z)
+
     def metric_fn(self, z):
         """G(z) = J_muᵀJ_mu + J_σᵀJ_σ for ``z`` ``(..., d)``: ``(..., d, d)`` (eq. 2.5; the mean
         term only before phase two).
@@ -80,7 +90,7 @@ class GaussianImmersion(nn.Module):
         """
         frozen = not z.requires_grad and not any(p.requires_grad for p in self.mean_net.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            jm = jacobian(self.mu, z)
+            jm = self.mean_jacobian(z)
             g = jm.transpose(-1, -2) @ jm
         if bool(self.variance_on):
             js = self.precision.sigma_jacobian(z)
