@@ -325,3 +325,85 @@ def needs_data(name):
     """Whether preset ``name`` (with ``options``) must be given training images (``data=``)."""
     _check(name)
     return bool(getattr(_PRESETS[name][1], "needs_data", False))
+
+
+# Soft-IntroVAE with a learned prior (../shared/papers/001): the model is a plain VAE; the game is in training
+# (pyrozoo.inference.introspective.IntroTrainer, settings from intro_config()).
+#: (beta_rec, beta_kl, beta_neg) per 2D set, paper 001 Table 3 (the authors' grid search); images: §5.2.
+INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
+               "rings": (0.2, 0.2, 0.6), "image": (1.0, 1.0, 256.0)}
+INTRO_PRIORS = ("standard", "mog", "vampprior")
+
+
+def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=True, z_dim=None, hidden=None,
+              likelihood=None, **likelihood_options):
+    """The Soft-IntroVAE networks with prior ``prior`` (one of :data:`INTRO_PRIORS`).
+
+    2D data: ReLU MLPs 2→256→256→256→256→(2z) and z→256→256→256→256→2, z = 2, a Gaussian decoder
+    with σ² = ½ (so −log p(x|z) is the squared error up to a constant), K = 64 components.
+    Other data: MLP coders 512-256, z = 32, Bernoulli decoder, K = 100 (a stand-in: the paper's
+    residual image coders of §5.2 are not built yet). ``learn_weights``: learnable mixture
+    contributions (LC) for the MoG and VampPrior (the VampPrior's pseudo-inputs are unbounded and
+    start at N(0, 1) draws). The MoG presets start from the VampPrior: the trainer turns it into a
+    MoG (μ_k, log σ²_k from the encoder at u_k) when the game starts (§5.1).
+    """
+    from pyrozoo.distributions.intro_prior import ClippedMixturePrior, RealVampPrior
+    if prior not in INTRO_PRIORS:
+        raise ValueError(f"unknown prior {prior!r} for Soft-IntroVAE; choose from {', '.join(INTRO_PRIORS)}")
+    two_d = math.prod(event_shape) == 2
+    z_dim = int(z_dim if z_dim is not None else (2 if two_d else 32))
+    hidden = hidden if hidden is not None else ((256,) * 4 if two_d else (512, 256))
+    k = int(num_components if num_components is not None else (64 if two_d else 100))
+    if likelihood is None:
+        likelihood = "gaussian" if two_d else "bernoulli"
+        if two_d:
+            likelihood_options.setdefault("scale", math.sqrt(0.5))
+    model = mlp_vae(event_shape, z_dim=z_dim, hidden=hidden, likelihood=likelihood,
+                    likelihood_options=likelihood_options)
+    if prior == "mog":
+        model.prior = ClippedMixturePrior(z_dim, k, learn_weights=learn_weights)
+    elif prior == "vampprior":
+        model.prior = RealVampPrior(z_dim, model.encoder.params, event_shape, k, weighted=learn_weights)
+    return model
+
+
+_INTRO_DEFAULTS = {"trainer": "introspective", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
+                   "warmup_iterations": 2000, "milestones": (10000, 15000), "learn_prior": False, "clip": False,
+                   "r_entropy": 0.0}
+register("sintrovae", "Soft-IntroVAE with a standard-normal prior (SG; Daniel & Tamar 2021, paper 001 eq. 4)",
+         defaults=_INTRO_DEFAULTS)(_with_prior(intro_vae, "standard"))
+register("sintrovae-mog", "Soft-IntroVAE with a mixture-of-Gaussians prior (64/100 components): a VampPrior with "
+         "learned weights in the VAE warm-up, turned into a MoG held fixed in the game (paper 001 MoG+LC)",
+         defaults=_INTRO_DEFAULTS)(_with_prior(intro_vae, "vampprior"))
+register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-decoder cooperation: IP + LC + adaptive "
+         "log-variance soft clipping + responsibility-entropy regularisation (paper 001 §4)",
+         defaults={**_INTRO_DEFAULTS, "learn_prior": True, "clip": True, "r_entropy": 10.0})(
+             _with_prior(intro_vae, "vampprior"))
+
+
+def intro_config(name, dataset=None, **overrides):
+    """The :class:`~pyrozoo.inference.introspective.IntroConfig` of an introspective preset for
+    ``dataset`` (a 2D set name takes its Table 3 β's; anything else the image β's). ``overrides``
+    replace config fields or loss weights (``beta_rec``, ``r_entropy``, ...)."""
+    from dataclasses import fields
+
+    from pyrozoo.inference.introspective import IntroConfig, IntroLossSettings
+    d = train_defaults(name)
+    if d.get("trainer") != "introspective":
+        raise ValueError(f"preset {name!r} is not trained with the introspective game")
+    beta_rec, beta_kl, beta_neg = INTRO_BETAS.get(dataset, INTRO_BETAS["image"])
+    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": d["r_entropy"]}
+    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"], "lr_encoder": d["lr"], "lr_decoder": d["lr"],
+           "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": d["learn_prior"],
+           "clip": d["clip"]}
+    loss_names = {f.name for f in fields(IntroLossSettings)}
+    cfg_names = {f.name for f in fields(IntroConfig)} - {"loss"}
+    for key, value in overrides.items():
+        if key in loss_names:
+            loss[key] = value
+        elif key in cfg_names:
+            cfg[key] = value
+        else:
+            raise ValueError(f"unknown introspective setting {key!r}")
+    return IntroConfig(loss=IntroLossSettings(**loss), **cfg).validate()
+

@@ -2,12 +2,15 @@
 
 from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
+from pyrozoo.distributions.intro_prior import (ClippedMixturePrior, RealVampPrior, normalized_entropy,
+                                               responsibilities, soft_clip)
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
                                                GaussianLikelihood, Likelihood, make_likelihood)
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
 from pyrozoo.distributions.priors import (HeatKernelPrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior,
                                          VampPrior)
 
-__all__ = ["HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood", "DiscretizedLogisticLikelihood",
-           "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior", "StandardNormalPrior",
-           "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior"]
+__all__ = ["HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
+           "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
+           "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
+           "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip"]
