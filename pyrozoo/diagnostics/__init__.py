@@ -1,5 +1,6 @@
-"""The ArviZ bridge (layer 5): posterior draws as InferenceData and PSIS k̂."""
+"""The ArviZ bridge (layer 5): posterior draws as InferenceData and PSIS k̂; Stein-mixture diagnostics."""
 
 from pyrozoo.diagnostics.arviz_bridge import psis_khat, to_inference_data
+from pyrozoo.diagnostics.stein import mixture_inference_data, plot_component_means
 
-__all__ = ["psis_khat", "to_inference_data"]
+__all__ = ["psis_khat", "to_inference_data", "mixture_inference_data", "plot_component_means"]

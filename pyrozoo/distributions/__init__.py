@@ -2,6 +2,7 @@
 
 from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
+from pyrozoo.distributions.flow_prior import ConditionalFlowPrior, Flip, FlowPrior, make_flow
 from pyrozoo.distributions.intro_prior import (ClippedMixturePrior, RealVampPrior, normalized_entropy,
                                                responsibilities, soft_clip)
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
@@ -9,8 +10,11 @@ from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood,
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
 from pyrozoo.distributions.priors import (HeatKernelPrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior,
                                          VampPrior)
+from pyrozoo.distributions.stein_mixture import ComponentDraws, SteinMixture, mixture_log_prob
 
 __all__ = ["HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
            "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
            "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
-           "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip"]
+           "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",
+           "ComponentDraws", "SteinMixture", "mixture_log_prob", "ConditionalFlowPrior", "Flip", "FlowPrior",
+           "make_flow"]

@@ -4,6 +4,7 @@ from pyrozoo.guides.encoders import GaussianEncoder, distribution_mean, flatten_
 from pyrozoo.guides.flows import FlowEncoder, PlanarParams, Reverse, iaf_encoder, planar_encoder
 from pyrozoo.guides.fullcov import FullCovEncoder
 from pyrozoo.guides.heat import HeatKernelEncoder
+from pyrozoo.guides.stein import CONDITIONING, ConditionalGaussianEncoder, SteinMixtureGuide
 
 #: Posterior families selectable by name (``--posterior``).
 POSTERIORS = {"diagonal": "diagonal Gaussian", "fullcov": "full-covariance Gaussian (Cholesky factor)",
@@ -30,5 +31,6 @@ def make_encoder(posterior, net, hidden_dim, z_dim, event_dim=1, flow_steps=None
     return iaf_encoder(net, hidden_dim, z_dim, num_flows=flow_steps or 4, **kw)
 
 
-__all__ = ["HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams", "Reverse", "iaf_encoder",
-           "planar_encoder", "FullCovEncoder", "POSTERIORS", "make_encoder"]
+__all__ = ["HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams",
+           "Reverse", "iaf_encoder", "planar_encoder", "FullCovEncoder", "POSTERIORS", "make_encoder", "CONDITIONING",
+           "ConditionalGaussianEncoder", "SteinMixtureGuide"]

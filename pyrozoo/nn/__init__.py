@@ -1,10 +1,11 @@
 """Plain ``torch.nn`` building blocks (layer 1)."""
 
 from pyrozoo.nn.conv import ConvDecoderNet, ConvEncoderNet, GatedConv2d
+from pyrozoo.nn.film import FiLM
 from pyrozoo.nn.lstm import LSTMFeatures
 from pyrozoo.nn.mlp import MLP, GatedDense, gated_mlp, he_init
 from pyrozoo.nn.pixelcnn import MaskedConv2d, PixelCNNDecoderNet
 from pyrozoo.nn.rbf import RBFPrecision, kmeans_centres, rbf_precision_net
 
 __all__ = ["ConvDecoderNet", "ConvEncoderNet", "GatedConv2d", "MaskedConv2d", "PixelCNNDecoderNet", "LSTMFeatures",
-           "MLP", "GatedDense", "gated_mlp", "he_init", "RBFPrecision", "kmeans_centres", "rbf_precision_net"]
+           "MLP", "GatedDense", "gated_mlp", "he_init", "RBFPrecision", "kmeans_centres", "rbf_precision_net", "FiLM"]

@@ -1,0 +1,258 @@
+"""Stein Mixture Inference (SMI; Rønning et al. 2024) for Pyro models whose guide holds a mixture.
+
+Which parameters are the Stein particles: the guide samples a site from
+:class:`~pyrozoo.distributions.stein_mixture.SteinMixture` ``(loc, log_scale)``, each ``(M, d)``.
+Those two tensors (leaf parameters: ``nn.Parameter`` or unconstrained ``pyro.param``) are the
+particles θ_k = (a_k, log s_k); ``particle_sites`` can restrict SMI to some site names. Every
+other parameter the model or guide touches is shared and follows the mean objective.
+
+One step (issue 6, SMI; paper 000 §2.1):
+
+1. Model and guide run once inside ``pyro.plate("stein_particles", M)`` at the dim left of the
+   model's plates (and a plate of S ``num_elbo_particles`` further left); the Stein-mixture site
+   draws m_k ~ N(a_k, diag s_k²) at particle index k, scored by log q̄(m) with the mixture
+   parameters held constant. Summing log p − log q over the trace gives Σ_k L_k with
+   L_k = E_{m ~ N(a_k, B_k), z ~ q(z|x,m)}[log p(x, z, m) − log q̄(m) − log q(z|x, m)].
+2. Particles θ ``(M, P)`` = [all locs, all log-scales] ascend the Stein force
+   φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l)   (:func:`stein_force`).
+3. Shared parameters ascend ∇ (1/M) Σ_k L_k with their own optimiser.
+"""
+
+import pyro
+import pyro.optim
+import torch
+from pyro import poutine
+from pyro.poutine.messenger import Messenger
+
+from pyrozoo.distributions.stein_mixture import ComponentDraws, SteinMixture
+from pyrozoo.inference.kernels import make_kernel, pairwise_sq_distances, stein_force
+from pyrozoo.inference.objectives import elbo_from_traces
+from pyrozoo.inference.traces import particle_dim
+
+
+class _ComponentMessenger(Messenger):
+    """Replace each Stein-mixture site's distribution by one draw per component."""
+
+    def __init__(self, pad, num_particles, sites=None, score=False):
+        super().__init__()
+        self.pad, self.num_particles, self.sites, self.score = pad, num_particles, sites, score
+        self.mixtures = {}
+
+    def _pyro_sample(self, msg):
+        fn = msg["fn"]
+        wanted = self.sites is None or msg["name"] in self.sites
+        if isinstance(fn, SteinMixture) and not msg["is_observed"] and wanted:
+            if fn.num_components != self.num_particles:
+                raise ValueError(f"site {msg['name']!r} has a mixture of {fn.num_components} components but SMI "
+                                 f"was given num_particles={self.num_particles}")
+            self.mixtures[msg["name"]] = fn
+            msg["fn"] = ComponentDraws(fn, pad=self.pad, score=self.score)
+
+
+def _unconstrained(value):
+    get = getattr(value, "unconstrained", None)
+    return get() if callable(get) else value
+
+
+def _module_params(fn):
+    owner = getattr(fn, "__self__", None)
+    return list(owner.parameters()) if isinstance(owner, torch.nn.Module) else []
+
+
+class SMI:
+    """Stein Mixture Inference with Pyro's ``SVI`` interface.
+
+    ``SMI(model, guide, optim, num_particles=M, kernel="rbf", repulsion_temperature=1.0,
+    num_elbo_particles=S)``; ``optim`` (a ``pyro.optim`` optimiser, e.g. ``Adam({"lr": 1e-3})``)
+    updates the shared parameters and ``particle_optim`` (default ``Adam({"lr": 1e-2})``) the
+    Stein particles. ``kernel``: a name from :data:`~pyrozoo.inference.kernels.KERNELS` or a
+    :class:`~pyrozoo.inference.kernels.Kernel`. ``particle_sites``: names of the guide's
+    :class:`SteinMixture` sites to treat as particles (default: all). ``warmup_steps``: the first
+    steps update only the shared parameters. ``mixture_score=True`` adds the zero-mean score term
+    of log q̄ (the total derivative, as ``Trace_ELBO`` takes it; with M = 1 and α = 0 SMI then
+    gives exactly ``Trace_ELBO``'s gradients); the default holds q̄ constant as the card says.
+
+    :meth:`step` and :meth:`evaluate_loss` return the **loss**, the negative mixture ELBO
+    −(1/M) Σ_k L_k (averaged over the S draws), in Pyro's convention, i.e. summed over the
+    data points (scaled to the data set when the model's plate gets ``num_data``).
+    """
+
+    def __init__(self, model, guide, optim=None, num_particles=5, kernel="rbf", repulsion_temperature=1.0,
+                 num_elbo_particles=1, particle_optim=None, particle_sites=None, warmup_steps=0,
+                 mixture_score=False, analytic_kl=False):
+        if int(num_particles) < 1:
+            raise ValueError(f"SMI needs num_particles >= 1, got {num_particles}")
+        if int(num_elbo_particles) < 1:
+            raise ValueError(f"num_elbo_particles must be >= 1, got {num_elbo_particles}")
+        if not repulsion_temperature >= 0:
+            raise ValueError(f"repulsion_temperature must be >= 0, got {repulsion_temperature}")
+        self.model, self.guide = model, guide
+        self.optim = optim if optim is not None else pyro.optim.Adam({"lr": 1e-3})
+        self.particle_optim = particle_optim if particle_optim is not None else pyro.optim.Adam({"lr": 1e-2})
+        self.num_particles = int(num_particles)
+        self.kernel = make_kernel(kernel)
+        self.repulsion_temperature = float(repulsion_temperature)
+        self.num_elbo_particles = int(num_elbo_particles)
+        self.particle_sites = None if particle_sites is None else set(particle_sites)
+        self.warmup_steps = int(warmup_steps)
+        self.mixture_score = bool(mixture_score)
+        self.analytic_kl = bool(analytic_kl)
+        self.num_steps = 0
+        self.mixtures = {}
+        self.dim = particle_dim(model)
+
+    # -- the vectorised objective --------------------------------------------------------------
+    def _traces(self, model, guide, args, kwargs):
+        messenger = _ComponentMessenger(pad=-self.dim - 1, num_particles=self.num_particles,
+                                        sites=self.particle_sites, score=self.mixture_score)
+        m, s = self.num_particles, self.num_elbo_particles
+
+        def plated(fn, use_messenger):
+            def wrapped(*a, **k):
+                with pyro.plate("elbo_particles", s, dim=self.dim - 1), \
+                        pyro.plate("stein_particles", m, dim=self.dim):
+                    if use_messenger:
+                        with messenger:
+                            return fn(*a, **k)
+                    return fn(*a, **k)
+            return wrapped
+
+        with poutine.trace(param_only=True) as params:
+            guide_trace = poutine.trace(plated(guide, True)).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(plated(model, False), trace=guide_trace)).get_trace(
+                *args, **kwargs)
+        if not messenger.mixtures:
+            raise ValueError("SMI found no SteinMixture site in the guide: sample the Stein-mixture latent from "
+                             "pyrozoo.distributions.SteinMixture(loc, log_scale)" +
+                             (f" (particle_sites={sorted(self.particle_sites)})" if self.particle_sites else ""))
+        for name, mix in messenger.mixtures.items():
+            for t in (mix.loc, mix.log_scale):
+                if not (t.is_leaf and t.requires_grad):
+                    raise ValueError(f"the Stein particles of site {name!r} must be leaf parameters (nn.Parameter or "
+                                     "an unconstrained pyro.param)")
+        self.mixtures = messenger.mixtures
+        shared = [_unconstrained(site["value"]) for site in params.trace.nodes.values()]
+        shared += _module_params(self.model) + _module_params(self.guide) + _module_params(model) + \
+            _module_params(guide)
+        return model_trace, guide_trace, shared
+
+    def _particle_tensors(self):
+        mixes = list(self.mixtures.values())
+        return [mx.loc for mx in mixes] + [mx.log_scale for mx in mixes]
+
+    def particles(self):
+        """The particles as one matrix θ ``(M, P)`` = [locs of every site, log-scales of every site]
+        (detached; available after the first step)."""
+        if not self.mixtures:
+            raise RuntimeError("no particles yet: call step() or evaluate_loss() first")
+        return torch.cat([t.detach().reshape(self.num_particles, -1) for t in self._particle_tensors()], -1)
+
+    def _check_distinct(self, theta):
+        if self.num_particles < 2:
+            return
+        d2 = pairwise_sq_distances(theta)
+        d2 = d2 + torch.diag(torch.full((self.num_particles,), float("inf"), dtype=d2.dtype, device=d2.device))
+        if d2.min() <= 0:
+            k, l_ = divmod(int(d2.argmin()), self.num_particles)
+            raise ValueError(f"Stein particles {k} and {l_} are identical; initialise the mixture components at "
+                             "distinct values (e.g. loc ~ N(0, I))")
+
+    def _loss(self, args, kwargs, model=None, guide=None):
+        model_trace, guide_trace, shared = self._traces(model or self.model, guide or self.guide, args, kwargs)
+        total = elbo_from_traces(model_trace, guide_trace, analytic_kl=self.analytic_kl)
+        return total / self.num_elbo_particles, shared  # Σ_k L_k
+
+    # -- public API ----------------------------------------------------------------------------
+    def evaluate_loss(self, *args, **kwargs):
+        """The negative mixture ELBO −(1/M) Σ_k L_k without updating anything (a float)."""
+        return self.loss(self.model, self.guide, *args, **kwargs)
+
+    def compute_gradients(self, *args, **kwargs):
+        """One evaluation of the objective and its update directions, without stepping.
+
+        Returns ``(loss, particle_directions, shared_grads)``: the loss (float), a dict
+        ``{tensor: φ-block}`` with the Stein force of each particle tensor (same shape; to be
+        ascended) and a dict ``{tensor: ∇ (1/M) Σ_k L_k}`` for each shared parameter.
+        """
+        return self._directions(*self._loss(args, kwargs))
+
+    def _directions(self, total, shared):
+        particles = self._particle_tensors()
+        ids = {id(t) for t in particles}
+        seen, shared_unique = set(), []
+        for p in shared:
+            if id(p) not in ids and id(p) not in seen and p.requires_grad:
+                seen.add(id(p))
+                shared_unique.append(p)
+        grads = torch.autograd.grad(total, particles + shared_unique, allow_unused=True)
+        m = self.num_particles
+        g_particles = [torch.zeros_like(t) if g is None else g for t, g in zip(particles, grads[:len(particles)])]
+        theta = self.particles()
+        self._check_distinct(theta)
+        g_matrix = torch.cat([g.reshape(m, -1) for g in g_particles], -1)  # row k = ∇_{θ_k} L_k
+        k = self.kernel.setup(theta)
+        self.last_kernel = k
+        phi = stein_force(k, theta, g_matrix, self.repulsion_temperature)
+        directions, start = {}, 0
+        for t in particles:
+            width = t[0].numel() if t.dim() > 1 else 1
+            directions[t] = phi[:, start:start + width].reshape(t.shape)
+            start += width
+        shared_grads = {p: g / m for p, g in zip(shared_unique, grads[len(particles):]) if g is not None}
+        return -total.item() / m, directions, shared_grads
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        """A surrogate loss for a plain torch training loop (e.g. :class:`~pyrozoo.inference.Trainer`
+        with ``objective=smi`` and ``optimizer=torch.optim.Adam(stein_param_groups(model, ...))``).
+
+        Its value is the loss −(1/M) Σ_k L_k; ``backward()`` leaves −φ in the particles' ``.grad``
+        and −∇ (1/M) Σ_k L_k in the shared parameters', so any optimiser step is the SMI update.
+        ``model``/``guide`` are the programs to trace (they may be wrapped, e.g. in
+        ``scale_latents``). Under ``torch.no_grad()`` it returns the plain loss value.
+        """
+        total, shared = self._loss(args, kwargs, model, guide)
+        if not torch.is_grad_enabled() or not total.requires_grad:
+            return (-total / self.num_particles).detach()
+        loss, directions, shared_grads = self._directions(total, shared)
+        surrogate = 0.0
+        moving = list(directions.items()) if self.num_steps >= self.warmup_steps else []
+        for p, g in list(shared_grads.items()) + moving:
+            surrogate = surrogate - (g.detach() * p).sum()
+        self.num_steps += 1
+        return surrogate - surrogate.detach() + loss
+
+    def loss(self, model, guide, *args, **kwargs):
+        """The loss −(1/M) Σ_k L_k as a float (Pyro's ``ELBO.loss`` signature)."""
+        with torch.no_grad():
+            total, _ = self._loss(args, kwargs, model, guide)
+        return -total.item() / self.num_particles
+
+    def step(self, *args, **kwargs):
+        """One SMI update; returns the loss −(1/M) Σ_k L_k before the update (a float)."""
+        loss, directions, shared_grads = self.compute_gradients(*args, **kwargs)
+        for p, g in shared_grads.items():
+            p.grad = -g
+        if shared_grads:
+            self.optim(list(shared_grads))
+        if self.num_steps >= self.warmup_steps:
+            for p, phi in directions.items():
+                p.grad = -phi
+            self.particle_optim(list(directions))
+        for p in list(shared_grads) + list(directions):
+            p.grad = None
+        self.num_steps += 1
+        return loss
+
+
+def stein_param_groups(module, lr=1e-3, particle_lr=1e-2):
+    """``torch.optim`` parameter groups for a module holding :class:`~pyrozoo.guides.SteinMixtureGuide`
+    parts: the Stein particles (``loc``, ``log_scale``) at ``particle_lr``, everything else at
+    ``lr``. Use as ``torch.optim.Adam(stein_param_groups(model))`` with
+    :meth:`SMI.differentiable_loss`."""
+    from pyrozoo.guides.stein import SteinMixtureGuide
+    particles = [p for sub in module.modules() if isinstance(sub, SteinMixtureGuide) for p in (sub.loc, sub.log_scale)]
+    if not particles:
+        raise ValueError("the module holds no SteinMixtureGuide, so it has no Stein particles")
+    ids = {id(p) for p in particles}
+    shared = [p for p in module.parameters() if id(p) not in ids]
+    return [{"params": shared, "lr": lr}, {"params": particles, "lr": particle_lr}]
