@@ -20,7 +20,8 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data import DATASETS, load
 from pyrozoo.guides import POSTERIORS
-from pyrozoo.inference import OBJECTIVES, SCHEDULES, TrainConfig, Trainer, TrainingDiverged, make_objective
+from pyrozoo.inference import (OBJECTIVES, SCHEDULES, SMI, TrainConfig, Trainer, TrainingDiverged, make_objective,
+                               stein_param_groups)
 from pyrozoo.inference.checkpoint import load_checkpoint
 from pyrozoo.inference.phases import TwoPhaseTrainer
 from pyrozoo.inference.trainer import config_dict, write_json
@@ -53,7 +54,8 @@ def _model_options(args, dataset, default_likelihood=None):
         opts["num_components"] = args.pseudo_inputs
     if args.flow_steps is not None:
         opts["flow_steps"] = args.flow_steps
-    for flag in ("sampler", "num_centres", "bandwidth"):  # the Riemannian presets
+    for flag in ("sampler", "num_centres", "bandwidth",  # the Riemannian presets
+                 "m_dim", "num_flows", "conditioning", "repulsion_temperature", "kernel"):  # the Stein hyperprior
         if getattr(args, flag, None) is not None:
             opts[flag] = getattr(args, flag)
     if dataset.support == "sequence":  # the sequence VAE brings its own likelihood
@@ -130,6 +132,11 @@ def train(args):
         return value if value is not None else defaults.get(name, fallback)
 
     args.dataset = pick("dataset", "digits")
+    if defaults.get("trainer") == "introspective":
+        return _train_introspective(args, defaults)
+    if args.iterations is not None or args.warmup_iterations is not None or args.grid_size is not None:
+        raise ValueError("--iterations, --warmup-iterations and --grid-size apply to the Soft-IntroVAE presets; "
+                         "use --epochs")
     phases = _phase_epochs(args, defaults)
     cfg = TrainConfig(epochs=sum(phases) if phases else pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
                       warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
@@ -137,11 +144,17 @@ def train(args):
                       normalize_gradients=bool(args.normalize_gradients or defaults.get("normalize_gradients")),
                       device=args.device, quiet=args.quiet)
     cfg.validate()
-    objective_name = pick("objective", "elbo")
+    stein = defaults.get("trainer") == "smi"
+    if stein and (args.objective or args.particles or args.free_bits or args.kl_groups):
+        raise ValueError(f"{args.preset} is trained by Stein Mixture Inference; --objective, --particles, --free-bits "
+                         "and --kl-groups do not apply (see --elbo-particles, --repulsion-temperature, --kernel)")
+    if not stein and (args.particle_lr is not None or args.num_elbo_particles is not None):
+        raise ValueError("--particle-lr and --elbo-particles apply to the Stein presets (stein-hyperprior)")
+    objective_name = "smi" if stein else pick("objective", "elbo")
     particles = pick("particles", 1)
     free_bits = pick("free_bits", None) if objective_name == "free-bits" else args.free_bits
     kl_groups = pick("kl_groups", None) if objective_name == "free-bits" else args.kl_groups
-    objective = make_objective(objective_name, particles, free_bits=free_bits, kl_groups=kl_groups)
+    objective = None if stein else make_objective(objective_name, particles, free_bits=free_bits, kl_groups=kl_groups)
     out = Path(args.out) if args.out else None
     if args.resume:
         if out is None or not _checkpoints(out, "last.pt"):
@@ -160,12 +173,19 @@ def train(args):
     if phases:  # Kalatzis et al. Appendix C.1: networks first, then variance network and prior
         trainer = TwoPhaseTrainer(model, dataset, cfg, out, objective=objective, phase_epochs=phases,
                                   phase_one_beta=defaults.get("phase_one_beta"))
+    elif stein:  # paper 000: the particles of q(m) follow the Stein force, the networks the mean ELBO
+        particles = pick("num_elbo_particles", 1)
+        objective = SMI(model.model, model.guide, num_elbo_particles=particles, **model.smi_options)
+        optimizer = torch.optim.Adam(stein_param_groups(model, cfg.lr, pick("particle_lr", 1e-2)))
+        trainer = Trainer(model, dataset, cfg, out, objective=objective, optimizer=optimizer,
+                          valid_objective=objective)
     else:
         trainer = Trainer(model, dataset, cfg, out, objective=objective)
     config = {"preset": args.preset, "dataset": args.dataset, "model_options": options, "train": config_dict(cfg),
               "objective": objective_name, "particles": particles, "free_bits": free_bits, "kl_groups": kl_groups,
               "data_dir": str(args.data_dir) if args.data_dir else None, "binarize": dataset.binarize,
-              "phase_epochs": list(phases) if phases else None}
+              "phase_epochs": list(phases) if phases else None,
+              "smi": {**model.smi_options, "particle_lr": pick("particle_lr", 1e-2)} if stein else None}
     if args.resume:
         trainer.resume()
     write_json(out / "config.json", config)
@@ -183,6 +203,104 @@ def train(args):
     return summary
 
 
+_NOT_INTRO = ("epochs", "phase_epochs", "warmup", "beta", "kl_schedule", "cycles", "patience", "objective", "particles",
+              "free_bits", "kl_groups", "posterior", "flow_steps", "prior", "normalize_gradients", "particle_lr",
+              "num_elbo_particles", "sampler", "num_centres", "bandwidth", "m_dim", "num_flows", "conditioning",
+              "repulsion_temperature", "kernel")
+
+
+def _intro_draw(dataset, likelihood):
+    """The training draws of an introspective run: fresh points of a 2D set (as the paper's
+    generators), else random training images (binarised afresh for a Bernoulli decoder)."""
+    from pyrozoo.data import BOXES, sample_toy
+    if dataset.name in BOXES:
+        return lambda n: sample_toy(dataset.name, n)
+    train = dataset.train
+    if likelihood == "bernoulli" and dataset.binarize:
+        return lambda n: torch.bernoulli(train[torch.randint(0, len(train), (n,), device=train.device)])
+    return train
+
+
+def _train_introspective(args, defaults):
+    """``pyrozoo train`` for the Soft-IntroVAE presets (paper 001): ``--iterations`` of the game
+    after ``--warmup-iterations`` of plain VAE training, then the 2D scores (gnELBO, KL, JSD) and
+    a density figure, or the image metrics of :func:`evaluate_model`."""
+    from dataclasses import asdict
+
+    from pyrozoo.data import BOXES
+    from pyrozoo.evaluation import evaluate_2d
+    from pyrozoo.inference import IntroTrainer
+    from pyrozoo.plots import density_plot
+
+    given = [f"--{f.replace('_', '-')}" for f in _NOT_INTRO if getattr(args, f, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not for {args.preset} (trained by iterations of the "
+                         "introspective game; see --iterations, --warmup-iterations, --batch-size, --lr)")
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("warmup", args.warmup_iterations),
+                                   ("batch_size", args.batch_size), ("lr_encoder", args.lr),
+                                   ("lr_decoder", args.lr)) if v is not None}
+    if args.iterations is not None and args.warmup_iterations is None:  # a short run keeps the paper's share
+        overrides["warmup"] = round(args.iterations * defaults["warmup_iterations"] / defaults["iterations"])
+    if args.iterations is not None:  # milestones at the same fractions of the run as the paper's
+        overrides["milestones"] = tuple(round(args.iterations * m / defaults["iterations"])
+                                        for m in defaults["milestones"])
+    cfg = zoo.intro_config(args.preset, args.dataset, seed=args.seed, device=args.device, quiet=args.quiet,
+                           **overrides)
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None or not (out / "checkpoints" / "last.pt").exists():
+            raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
+        saved = json.loads((out / "config.json").read_text())
+        if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
+            raise ValueError(f"{out} holds a {saved['preset']} run on {saved['dataset']}, not {args.preset} on "
+                             f"{args.dataset}")
+    else:
+        out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
+    two_d = args.dataset in BOXES
+    dataset = _load_data(args.dataset, args.likelihood or (None if two_d else "bernoulli"), args.data_dir,
+                         args.download)
+    options = {k: v for k, v in (("z_dim", args.z_dim), ("num_components", args.pseudo_inputs),
+                                 ("likelihood", args.likelihood)) if v is not None}
+    if args.hidden is not None:
+        options["hidden"] = _model_options(args, dataset)["hidden"]
+    torch.manual_seed(args.seed)
+    model = zoo.build(args.preset, event_shape=dataset.event_shape, **options)
+    trainer = IntroTrainer(model, _intro_draw(dataset, options.get("likelihood", "bernoulli")), cfg, out)
+    if args.resume:
+        trainer.resume()
+    write_json(out / "config.json", {"preset": args.preset, "dataset": args.dataset, "model_options": options,
+                                     "intro": asdict(cfg), "objective": "introspective",
+                                     "data_dir": str(args.data_dir) if args.data_dir else None,
+                                     "binarize": dataset.binarize})
+    start = time.perf_counter()
+    result = trainer.fit()
+    summary = {"preset": args.preset, "dataset": args.dataset, "iterations": result.pop("step"),
+               "last_train_stats": result, "train_seconds": round(time.perf_counter() - start, 2)}
+    if two_d:
+        summary.update(evaluate_2d(model, args.dataset, grid_size=args.grid_size or 1024))
+        (out / "figures").mkdir(exist_ok=True)
+        density_plot(model, args.dataset, out / "figures" / "density.png")
+    else:
+        summary.update(evaluate_model(model, dataset.to(trainer.device), out, args.eval_samples, quiet=args.quiet))
+    write_json(out / "summary.json", summary)
+    if not args.quiet:
+        print(f"run directory: {out}")
+        print(", ".join(f"{k} {summary[k]:.4g}" for k in ("gnelbo", "kl", "jsd", "test_log_likelihood")
+                        if k in summary))
+    return summary
+
+
+def _restore_introspective(model, dataset, config, path):
+    """Load an introspective checkpoint into ``model``, turning its prior into the game's MoG first
+    when the checkpoint was written after the switch."""
+    from pyrozoo.inference import IntroConfig, IntroLossSettings, IntroTrainer
+    saved = dict(config["intro"], device="cpu", quiet=True)
+    saved["loss"] = IntroLossSettings(**saved["loss"])
+    saved["milestones"] = tuple(saved["milestones"])
+    IntroTrainer(model, dataset.test, IntroConfig(**saved)).resume(path)
+    return model
+
+
 def evaluate_model(model, dataset, out, num_samples, quiet=True):
     """Test-set metrics and figures of a trained model; returns the metrics as a dict."""
     from pyrozoo.diagnostics import psis_khat
@@ -191,16 +309,23 @@ def evaluate_model(model, dataset, out, num_samples, quiet=True):
 
     model.eval()
     test = dataset.test
-    ll = log_likelihood(model, test, num_samples=num_samples, progress=not quiet)
+    extra = {}
+    if hasattr(model, "q_m"):  # paper 000: m integrated out under q(m) (posterior predictive)
+        from pyrozoo.evaluation import predictive_log_likelihood
+        pred = predictive_log_likelihood(model, test, num_samples=num_samples)
+        ll = pred["log_likelihood"]
+        extra["test_predictive_elbo"] = pred["elbo"].mean().item()
+        extra.update(_stein_report(model, Path(out) / "figures"))
+    else:
+        ll = log_likelihood(model, test, num_samples=num_samples, progress=not quiet)
     terms = elbo_terms(model, test)
     au = active_units(model, test)
     khat = psis_khat(model, test[:200], num_samples=min(1000, max(num_samples, 100)))
     figures = Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    extra = {}
     with torch.no_grad():
         if dataset.support == "sequence":
-            extra = _sequence_report(model, test, out)
+            extra.update(_sequence_report(model, test, out))
         else:
             image_grid(model.sample(64), figures / "samples.png", title="samples from the prior")
             if test.dim() > 2:
@@ -236,6 +361,20 @@ def _geometry_figures(model, codes, labels, figures, seed=0):
     brownian_plot(model, figures / "brownian_t5.png", t=5 * t, codes=codes)
 
 
+def _stein_report(model, figures):
+    """q(m) of a Stein-hyperprior model: component means and scales, ``q_m.nc`` (ArviZ) and a pair plot."""
+    import matplotlib.pyplot as plt
+
+    from pyrozoo.diagnostics import mixture_inference_data, plot_component_means
+    figures.mkdir(parents=True, exist_ok=True)
+    mixture_inference_data(model).to_netcdf(str(figures.parent / "q_m.nc"))
+    ax = plot_component_means(model)
+    ax.figure.savefig(figures / "q_m_means.png", dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+    mix = model.q_m()
+    return {"q_m_loc": mix.loc.tolist(), "q_m_scale": mix.log_scale.exp().tolist()}
+
+
 def _sequence_report(model, test, out):
     """Sequence-VAE metrics (003 §4.1) and ``samples.txt``: greedy decodings of prior draws."""
     from pyrozoo.data.architectures import decode_types
@@ -265,7 +404,10 @@ def load_run(run_dir, device="cpu"):
     found = _checkpoints(run_dir, "best.pt") or _checkpoints(run_dir, "last.pt")
     if not found:
         raise ValueError(f"{run_dir} has no checkpoint yet")
-    model.load_state_dict(load_checkpoint(found[0])["model"])
+    if "intro" in config:
+        _restore_introspective(model, dataset, config, found[0])
+    else:
+        model.load_state_dict(load_checkpoint(found[0])["model"])
     return model.to(device).eval(), dataset.to(device), config
 
 
@@ -325,7 +467,8 @@ def build_parser():
     t.add_argument("--posterior", choices=list(POSTERIORS), help="posterior family of the encoder")
     t.add_argument("--flow-steps", type=int, help="number of planar/IAF layers")
     t.add_argument("--prior", choices=zoo.PRIORS, help="prior part of the VampPrior-family presets")
-    t.add_argument("--pseudo-inputs", type=int, help="number of pseudo-inputs / mixture components K")
+    t.add_argument("--pseudo-inputs", "--num-components", dest="pseudo_inputs", type=int,
+                   help="number of pseudo-inputs / mixture components K (stein-hyperprior: M, the Stein particles)")
     t.add_argument("--normalize-gradients", action="store_true",
                    help="divide each gradient by its L2 norm before the Adam step (VampPrior authors' Adam)")
     t.add_argument("--sampler", choices=("euclidean", "brownian"),
@@ -333,6 +476,21 @@ def build_parser():
                    "Brownian walk under the metric")
     t.add_argument("--num-centres", type=int, help="RBF variance network: number of k-means centres (default 350)")
     t.add_argument("--bandwidth", type=float, help="RBF variance network: lambda in exp(-lambda |z - c|^2) (0.01)")
+    t.add_argument("--m-dim", type=int, help="stein-hyperprior: dimension of the global latent m (default z_dim)")
+    t.add_argument("--flow-layers", dest="num_flows", type=int,
+                   help="stein-hyperprior, vae-flowprior: affine coupling layers of the prior flow (default 2)")
+    t.add_argument("--conditioning", choices=("concat", "film"),
+                   help="stein-hyperprior: how the encoder sees m (input concatenation or FiLM)")
+    t.add_argument("--repulsion-temperature", type=float, help="stein-hyperprior: SMI's alpha (default 1)")
+    t.add_argument("--kernel", help="stein-hyperprior: Stein kernel, rbf (default), imq or ppk")
+    t.add_argument("--particle-lr", type=float, help="stein-hyperprior: Adam step of the Stein particles (1e-2)")
+    t.add_argument("--elbo-particles", dest="num_elbo_particles", type=int,
+                   help="stein-hyperprior: draws of (m, z) per particle and step (default 1)")
+    t.add_argument("--iterations", type=int, help="Soft-IntroVAE presets: training iterations (default 30000)")
+    t.add_argument("--warmup-iterations", type=int,
+                   help="Soft-IntroVAE presets: plain VAE iterations before the game (default: 1/15 of the run)")
+    t.add_argument("--grid-size", type=int,
+                   help="Soft-IntroVAE on 2D sets: points per side of the gnELBO grid (1024, the paper's)")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)
     t.add_argument("--z-dim", type=int)
     t.add_argument("--hidden", help="hidden sizes, e.g. 300,300")

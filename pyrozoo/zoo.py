@@ -367,7 +367,7 @@ def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=
     return model
 
 
-_INTRO_DEFAULTS = {"trainer": "introspective", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
+_INTRO_DEFAULTS = {"trainer": "introspective", "dataset": "8gaussians", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
                    "warmup_iterations": 2000, "milestones": (10000, 15000), "learn_prior": False, "clip": False,
                    "r_entropy": 0.0}
 register("sintrovae", "Soft-IntroVAE with a standard-normal prior (SG; Daniel & Tamar 2021, paper 001 eq. 4)",

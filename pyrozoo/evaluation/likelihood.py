@@ -6,7 +6,7 @@ import pyro
 import torch
 
 from pyrozoo.guides.encoders import distribution_mean
-from pyrozoo.inference.objectives import _analytic_kl, log_weights
+from pyrozoo.inference.objectives import _analytic_kl, _data_frame, log_weights
 from pyrozoo.inference.traces import get_traces, masked, sample_sites
 
 
@@ -86,7 +86,8 @@ def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100):
 
     E_q[z|x] is the guide distribution's mean when it has one, else a Monte-Carlo mean of
     ``num_samples`` draws. Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each
-    latent site of the guide.
+    latent site of the guide inside the data plate; global sites (one value for all points, such
+    as the hyperprior's m) have no per-point mean and are left out.
     """
     model.check_data(x)
     means = {}
@@ -94,6 +95,8 @@ def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100):
         for xb in _batches(x, batch_size):
             trace = pyro.poutine.trace(model.guide).get_trace(xb)
             for site in sample_sites(trace):
+                if _data_frame(site) is None:
+                    continue
                 m = distribution_mean(site["fn"], num_samples)
                 means.setdefault(site["name"], []).append(m.reshape(len(xb), -1))
     result = {}

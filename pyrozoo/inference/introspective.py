@@ -302,7 +302,7 @@ def multistep_lr(base_lr, step, milestones, factor=0.1):
 
 @dataclass
 class IntroConfig:
-    """Settings of an introspective run (plain values; saved in ``config.json``).
+    """Settings of an introspective run (plain values; saved in ``intro_config.json``).
 
     ``iterations`` total steps of ``batch_size``; the first ``warmup`` steps are a plain β-VAE
     (``warmup >= iterations`` trains a β-VAE only). ``learn_prior`` (IP): the prior is trained
@@ -357,7 +357,7 @@ class IntroTrainer:
     ``data`` is a tensor ``(N, *event_shape)`` (mini-batches drawn at random with replacement)
     or a callable ``n -> (n, *event_shape)`` drawing fresh points (the 2D sets). Two Adam
     optimisers: the encoder's, and the decoder's with the prior as a second parameter group.
-    ``out`` (optional) receives ``config.json``, ``metrics.jsonl`` and ``checkpoints/last.pt``.
+    ``out`` (optional) receives ``intro_config.json``, ``metrics.jsonl`` and ``checkpoints/last.pt``.
     """
 
     def __init__(self, model, data, config, out=None):
@@ -507,7 +507,7 @@ class IntroTrainer:
             pyro.set_rng_seed(cfg.seed)
             if self.out is not None:
                 self.out.mkdir(parents=True, exist_ok=True)
-                (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+                (self.out / "intro_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
         end = cfg.iterations if stop_after is None else min(cfg.iterations, self.step + int(stop_after))
         bar = tqdm(total=cfg.iterations, initial=self.step, disable=cfg.quiet, desc="intro", unit="it")
         sums, count, start, last = {}, 0, time.perf_counter(), {}

@@ -80,15 +80,22 @@ def mean_elbo(model, dataset, split, objective=None, batch_size=500):
 
 
 class Trainer:
-    """Train ``model`` on ``dataset`` with ``objective`` into the run directory ``out``."""
+    """Train ``model`` on ``dataset`` with ``objective`` into the run directory ``out``.
 
-    def __init__(self, model, dataset, config, out, objective=None, optimizer=None):
+    ``optimizer``: a ``torch.optim`` optimiser over the model's parameters (default Adam at
+    ``config.lr``). ``valid_objective``: the objective whose β = 1 value is the validation score
+    (default the plain ELBO; Stein Mixture Inference passes itself, since its guide's mixture
+    site is not reparameterisable as one distribution).
+    """
+
+    def __init__(self, model, dataset, config, out, objective=None, optimizer=None, valid_objective=None):
         config.validate()
         self.config = config
         self.out = Path(out)
         self.model = model
         self.dataset = dataset
         self.objective = objective or ELBO()
+        self.valid_objective = valid_objective
         for split in ("train", "valid", "test"):
             try:
                 model.check_data(dataset.split(split) if not dataset.binarize or split != "train"
@@ -193,7 +200,8 @@ class Trainer:
                     self.step += 1
                 seconds = time.perf_counter() - start
                 self.model.eval()
-                valid = mean_elbo(self.model, self.dataset, "valid", batch_size=cfg.eval_batch_size)
+                valid = mean_elbo(self.model, self.dataset, "valid", objective=self.valid_objective,
+                                  batch_size=cfg.eval_batch_size)
                 if not math.isfinite(valid):
                     raise TrainingDiverged(f"validation ELBO became {valid} at epoch {self.epoch + 1}; stopped. "
                                            f"The last good checkpoint is in {self.out / 'checkpoints'}.")
