@@ -108,6 +108,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int)
+    p.add_argument("--results", default="rvae.json", help="file name under benchmarks/results (e.g. rvae-cuda.json)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.threads:
@@ -118,7 +119,7 @@ def main(argv=None):
     args.phases = (100, 200) if args.full else tuple(int(v) for v in (args.phase_epochs or "5,5").split(","))
     dims = [int(v) for v in args.dims.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
-    out = RESULTS / "rvae.json"
+    out = RESULTS / args.results
     results = load_results(out)
     results["setup"] = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
                         f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
