@@ -70,6 +70,20 @@ def rvae_table(res):
     return "\n".join(lines)
 
 
+def sintrovae_table(res):
+    """Table 1 of the Soft-IntroVAE paper (benchmarks/sintrovae_2d.py): ours beside the paper's mean ± std."""
+    lines = [f"Setup: {res['setup']}.", "",
+             "| data set | configuration | iterations | gnELBO ×1e7 (ours / paper) | KL (ours / paper) | "
+             "JSD (ours / paper) |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in res["table"]:
+        cells = []
+        for k in ("gnelbo_e7", "kl", "jsd"):
+            paper = r.get("paper", {}).get(k)
+            cells.append(f"{r[k][0]:.2f} / " + (f"{paper[0]} ± {paper[1]}" if paper else "–"))
+        lines.append(f"| {r['dataset']} | {r['config']} | {r['iterations']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     speed = _load("speed.json")
     if speed:
@@ -78,9 +92,13 @@ def main():
     family = _load("vae_family.json")
     if family:
         print(family_table(family) + "\n")
-    rvae = _load("rvae.json")
-    if rvae:
-        print("### rvae\n\n" + rvae_table(rvae) + "\n")
+    for name in ("rvae", "rvae-cuda"):
+        rvae = _load(f"{name}.json")
+        if rvae:
+            print(f"### {name}\n\n" + rvae_table(rvae) + "\n")
+    intro = _load("sintrovae_2d.json")
+    if intro:
+        print("### sintrovae_2d\n\n" + sintrovae_table(intro) + "\n")
     for name in sorted(RESULTS.glob("vampprior-*.json")):
         print(f"### {name.stem}\n\n" + vampprior_table(json.loads(name.read_text())) + "\n")
 
