@@ -134,9 +134,10 @@ def train(args):
     args.dataset = pick("dataset", "digits")
     if defaults.get("trainer") == "introspective":
         return _train_introspective(args, defaults)
-    if args.iterations is not None or args.warmup_iterations is not None or args.grid_size is not None:
-        raise ValueError("--iterations, --warmup-iterations and --grid-size apply to the Soft-IntroVAE presets; "
-                         "use --epochs")
+    intro_only = [f"--{f.replace('_', '-')}" for f in ("iterations", "warmup_iterations", "grid_size", "milestones",
+                                                          "channels") if getattr(args, f) is not None]
+    if intro_only:
+        raise ValueError(f"{', '.join(intro_only)}: only for the Soft-IntroVAE presets")
     phases = _phase_epochs(args, defaults)
     cfg = TrainConfig(epochs=sum(phases) if phases else pick("epochs", 100), batch_size=pick("batch_size", 100), lr=pick("lr", 1e-3),
                       warmup=pick("warmup", 0), beta=pick("beta", 1.0), kl_schedule=pick("kl_schedule", "linear"),
@@ -241,7 +242,13 @@ def _train_introspective(args, defaults):
                                    ("lr_decoder", args.lr)) if v is not None}
     if args.iterations is not None and args.warmup_iterations is None:  # a short run keeps the paper's share
         overrides["warmup"] = round(args.iterations * defaults["warmup_iterations"] / defaults["iterations"])
-    if args.iterations is not None:  # milestones at the same fractions of the run as the paper's
+    if args.milestones is not None:
+        try:
+            overrides["milestones"] = tuple(int(v) for v in args.milestones.split(","))
+        except ValueError:
+            raise ValueError(f"--milestones takes comma-separated iterations such as 10000,15000, got "
+                             f"{args.milestones!r}") from None
+    elif args.iterations is not None:  # milestones at the same fractions of the run as the paper's
         overrides["milestones"] = tuple(round(args.iterations * m / defaults["iterations"])
                                         for m in defaults["milestones"])
     cfg = zoo.intro_config(args.preset, args.dataset, seed=args.seed, device=args.device, quiet=args.quiet,
@@ -257,15 +264,20 @@ def _train_introspective(args, defaults):
     else:
         out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
     two_d = args.dataset in BOXES
-    dataset = _load_data(args.dataset, args.likelihood or (None if two_d else "bernoulli"), args.data_dir,
-                         args.download)
+    dataset = _load_data(args.dataset, args.likelihood or "gaussian", args.data_dir, args.download)
     options = {k: v for k, v in (("z_dim", args.z_dim), ("num_components", args.pseudo_inputs),
                                  ("likelihood", args.likelihood)) if v is not None}
+    if args.channels is not None:
+        try:
+            options["channels"] = [int(c) for c in args.channels.split(",")]
+        except ValueError:
+            raise ValueError(f"--channels takes comma-separated integers such as 64,128, got {args.channels!r}") \
+                from None
     if args.hidden is not None:
         options["hidden"] = _model_options(args, dataset)["hidden"]
     torch.manual_seed(args.seed)
     model = zoo.build(args.preset, event_shape=dataset.event_shape, **options)
-    trainer = IntroTrainer(model, _intro_draw(dataset, options.get("likelihood", "bernoulli")), cfg, out)
+    trainer = IntroTrainer(model, _intro_draw(dataset, options.get("likelihood", "gaussian")), cfg, out)
     if args.resume:
         trainer.resume()
     write_json(out / "config.json", {"preset": args.preset, "dataset": args.dataset, "model_options": options,
@@ -282,12 +294,49 @@ def _train_introspective(args, defaults):
         density_plot(model, args.dataset, out / "figures" / "density.png")
     else:
         summary.update(evaluate_model(model, dataset.to(trainer.device), out, args.eval_samples, quiet=args.quiet))
+        summary.update(_intro_image_report(model, dataset, out, quiet=args.quiet))
     write_json(out / "summary.json", summary)
     if not args.quiet:
         print(f"run directory: {out}")
         print(", ".join(f"{k} {summary[k]:.4g}" for k in ("gnelbo", "kl", "jsd", "test_log_likelihood")
                         if k in summary))
     return summary
+
+
+@torch.no_grad()
+def _intro_image_report(model, dataset, out, quiet=True, batch_size=500):
+    """Paper 001 §5.2 on images: classifier-FID of prior samples (GEN) and reconstructions (REC)
+    against the test images, linear-SVM and k-NN accuracy of the latent means, the responsibility
+    entropy, and ``figures/latent_prior.png`` (latent means with the prior's component means)."""
+    from pyrozoo.evaluation import distribution_mean
+    from pyrozoo.evaluation.images import classifier_fid, feature_classifier, latent_probes, responsibility_entropy
+    from pyrozoo.plots import latent_prior_plot
+
+    model.eval()
+    test, labels = dataset.test, dataset.labels
+
+    def codes(x):
+        return torch.cat([distribution_mean(model.encode(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+
+    def batched(fn, x):
+        return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    report = {"responsibility_entropy": responsibility_entropy(model, test)}
+    test_codes = codes(test)
+    if "train" in labels and "test" in labels:
+        with torch.enable_grad():
+            net = feature_classifier(dataset.name, dataset.train, labels["train"], progress=not quiet)
+        fake = batched(lambda x: model.sample(len(x)), test)
+        report["classifier_fid_gen"] = classifier_fid(net, test, fake)
+        report["classifier_fid_rec"] = classifier_fid(net, test, batched(model.reconstruct, test))
+        report["feature_classifier_train_accuracy"] = net.train_accuracy
+        report.update(latent_probes(codes(dataset.train), labels["train"], test_codes, labels["test"]))
+    mix = model.prior()
+    means = getattr(mix, "loc", None)
+    weights = mix.log_weights.exp() if hasattr(mix, "log_weights") else None
+    latent_prior_plot(test_codes, labels.get("test"), means if torch.is_tensor(means) and means.dim() == 2 else None,
+                      weights, Path(out) / "figures" / "latent_prior.png")
+    return report
 
 
 def _restore_introspective(model, dataset, config, path):
@@ -489,6 +538,10 @@ def build_parser():
     t.add_argument("--iterations", type=int, help="Soft-IntroVAE presets: training iterations (default 30000)")
     t.add_argument("--warmup-iterations", type=int,
                    help="Soft-IntroVAE presets: plain VAE iterations before the game (default: 1/15 of the run)")
+    t.add_argument("--milestones", help="Soft-IntroVAE presets: iterations at which the learning rate drops x0.1 "
+                   "(default: the paper's 10000,15000 of 30000, scaled to --iterations)")
+    t.add_argument("--channels", help="Soft-IntroVAE presets on images: channels of the residual coders "
+                   "(default 64,128; 64,128,256 for colour images)")
     t.add_argument("--grid-size", type=int,
                    help="Soft-IntroVAE on 2D sets: points per side of the gnELBO grid (1024, the paper's)")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)

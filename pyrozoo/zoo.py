@@ -336,30 +336,47 @@ INTRO_PRIORS = ("standard", "mog", "vampprior")
 
 
 def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=True, z_dim=None, hidden=None,
-              likelihood=None, **likelihood_options):
+              channels=None, likelihood="gaussian", **likelihood_options):
     """The Soft-IntroVAE networks with prior ``prior`` (one of :data:`INTRO_PRIORS`).
 
-    2D data: ReLU MLPs 2→256→256→256→256→(2z) and z→256→256→256→256→2, z = 2, a Gaussian decoder
-    with σ² = ½ (so −log p(x|z) is the squared error up to a constant), K = 64 components.
-    Other data: MLP coders 512-256, z = 32, Bernoulli decoder, K = 100 (a stand-in: the paper's
-    residual image coders of §5.2 are not built yet). ``learn_weights``: learnable mixture
-    contributions (LC) for the MoG and VampPrior (the VampPrior's pseudo-inputs are unbounded and
-    start at N(0, 1) draws). The MoG presets start from the VampPrior: the trainer turns it into a
-    MoG (μ_k, log σ²_k from the encoder at u_k) when the game starts (§5.1).
+    2D data: ReLU MLPs 2→256→256→256→256→(2z) and z→256→256→256→256→2, z = 2, K = 64
+    components. Images whose sides divide by 4 (MNIST, FashionMNIST, CIFAR-10): the residual
+    coders of :mod:`pyrozoo.nn.residual` with ``channels`` [64, 128] and z = 32 for one-channel
+    images, [64, 128, 256] and z = 128 for colour images, K = 100 (§5.2). Other data (the 8×8
+    digits): MLP coders 512-256, z = 32, K = 100. The decoder is Gaussian with σ² = ½ by default,
+    so −log p(x|z) is the squared error of the paper's MSE reconstruction loss up to a constant
+    (data stay continuous). ``learn_weights``: learnable mixture contributions (LC) for the MoG and
+    VampPrior (the VampPrior's pseudo-inputs are unbounded and start at N(0, 1) draws). The MoG
+    presets start from the VampPrior: the trainer turns it into a MoG (μ_k, log σ²_k from the
+    encoder at u_k) when the game starts (§5.1).
     """
     from pyrozoo.distributions.intro_prior import ClippedMixturePrior, RealVampPrior
+    from pyrozoo.nn.residual import ResidualDecoderNet, ResidualEncoderNet
     if prior not in INTRO_PRIORS:
         raise ValueError(f"unknown prior {prior!r} for Soft-IntroVAE; choose from {', '.join(INTRO_PRIORS)}")
+    event_shape = tuple(event_shape)
     two_d = math.prod(event_shape) == 2
-    z_dim = int(z_dim if z_dim is not None else (2 if two_d else 32))
-    hidden = hidden if hidden is not None else ((256,) * 4 if two_d else (512, 256))
+    image = len(event_shape) == 3 and event_shape[1] % 4 == 0 and event_shape[2] % 4 == 0 and event_shape[1] >= 16
+    colour = image and event_shape[0] == 3
+    z_dim = int(z_dim if z_dim is not None else (2 if two_d else 128 if colour else 32))
     k = int(num_components if num_components is not None else (64 if two_d else 100))
-    if likelihood is None:
-        likelihood = "gaussian" if two_d else "bernoulli"
-        if two_d:
-            likelihood_options.setdefault("scale", math.sqrt(0.5))
-    model = mlp_vae(event_shape, z_dim=z_dim, hidden=hidden, likelihood=likelihood,
-                    likelihood_options=likelihood_options)
+    if likelihood == "gaussian":
+        likelihood_options.setdefault("scale", math.sqrt(0.5))
+    if image:
+        if hidden is not None:
+            raise ValueError("image presets use residual coders: set channels, not hidden")
+        channels = tuple(channels if channels is not None else ((64, 128, 256) if colour else (64, 128)))
+        lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+        enc_net = ResidualEncoderNet(event_shape, channels)
+        encoder = GaussianEncoder(enc_net, enc_net.out_features, z_dim, event_dim=3)
+        decoder = Decoder(ResidualDecoderNet(z_dim, event_shape, channels, lik.params_per_dim), lik)
+        model = VAE(encoder, decoder, StandardNormalPrior(z_dim))
+    else:
+        if channels is not None:
+            raise ValueError("channels applies to image data; the MLP coders take hidden")
+        hidden = hidden if hidden is not None else ((256,) * 4 if two_d else (512, 256))
+        model = mlp_vae(event_shape, z_dim=z_dim, hidden=hidden, likelihood=likelihood,
+                        likelihood_options=likelihood_options)
     if prior == "mog":
         model.prior = ClippedMixturePrior(z_dim, k, learn_weights=learn_weights)
     elif prior == "vampprior":
@@ -383,7 +400,8 @@ register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-dec
 
 def intro_config(name, dataset=None, **overrides):
     """The :class:`~pyrozoo.inference.introspective.IntroConfig` of an introspective preset for
-    ``dataset`` (a 2D set name takes its Table 3 β's; anything else the image β's). ``overrides``
+    ``dataset`` (a 2D set name takes its Table 3 β's and batch 512; anything else the image β's of
+    §5.2 and batch 32, Daniel & Tamar's image default). ``overrides``
     replace config fields or loss weights (``beta_rec``, ``r_entropy``, ...)."""
     from dataclasses import fields
 
@@ -393,7 +411,8 @@ def intro_config(name, dataset=None, **overrides):
         raise ValueError(f"preset {name!r} is not trained with the introspective game")
     beta_rec, beta_kl, beta_neg = INTRO_BETAS.get(dataset, INTRO_BETAS["image"])
     loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": d["r_entropy"]}
-    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"], "lr_encoder": d["lr"], "lr_decoder": d["lr"],
+    two_d = dataset in INTRO_BETAS and dataset != "image"
+    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"] if two_d else 32, "lr_encoder": d["lr"], "lr_decoder": d["lr"],
            "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": d["learn_prior"],
            "clip": d["clip"]}
     loss_names = {f.name for f in fields(IntroLossSettings)}

@@ -142,4 +142,7 @@ def test_trainer_specific_flags_are_refused(tmp_path, capsys):
     assert main(["train", "stein-hyperprior", "--objective", "iwae", "--out", str(tmp_path / "b")]) == 2
     assert main(["train", "vae", "--particle-lr", "0.1", "--out", str(tmp_path / "c")]) == 2
     assert main(["train", "vae", "--iterations", "10", "--out", str(tmp_path / "d")]) == 2
-    assert not any((tmp_path / n).exists() for n in "abcd")
+    assert main(["train", "vae", "--channels", "8,16", "--out", str(tmp_path / "e")]) == 2
+    assert "Soft-IntroVAE" in capsys.readouterr().err
+    assert main(["train", "sintrovae", "--milestones", "ten", "--out", str(tmp_path / "f")]) == 2
+    assert not any((tmp_path / n).exists() for n in "abcdef")

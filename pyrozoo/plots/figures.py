@@ -52,6 +52,34 @@ def latent_scatter(z, labels=None, path=None, title="latent means"):
     return _finish(fig, path)
 
 
+def latent_prior_plot(codes, labels=None, prior_means=None, weights=None, path=None):
+    """Latent means ``(N, d)`` coloured by ``labels`` with the prior's component means ``(K, d)``
+    as crosses sized by their ``weights`` (paper 001 Fig. 4). Codes of more than two dims are
+    projected on their first two principal axes, and the prior means with them."""
+    codes = codes.detach().cpu().double()
+    centre = codes.mean(0)
+    if codes.shape[1] > 2:
+        _, _, v = torch.linalg.svd(codes - centre, full_matrices=False)
+        axes, label = v[:2].T, "principal axis"
+    else:
+        axes, label = torch.eye(codes.shape[1], 2, dtype=codes.dtype), "z"
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xy = (codes - centre) @ axes
+    kw = {} if labels is None else {"c": labels.cpu(), "cmap": "tab10"}
+    sc = ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.6, **kw)
+    if labels is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    if prior_means is not None:
+        pm = (prior_means.detach().cpu().double() - centre) @ axes
+        size = 30 if weights is None else (300 * weights.detach().cpu().double() * len(pm)).clamp(5, 300)
+        ax.scatter(pm[:, 0], pm[:, 1], marker="x", c="black", s=size, label="prior means")
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlabel(f"{label} 1")
+    ax.set_ylabel(f"{label} 2")
+    ax.set_title("latent means and prior components")
+    return _finish(fig, path)
+
+
 def khat_plot(khat, path=None):
     """PSIS k̂ per data point with the 0.5 and 0.7 reliability thresholds."""
     khat = torch.as_tensor(khat).cpu()
