@@ -16,6 +16,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parent / "runs"  # checkpoints (git-ignored)
 
 
+def select_configs(parser, args, known):
+    """The names in ``args.configs`` (comma-separated), refusing unknown ones through ``parser``;
+    also applies ``args.threads`` to torch."""
+    configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in known]
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; choose from {', '.join(known)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return configs
+
+
 def load_results(path):
     """The results dict stored at ``path`` (empty if none)."""
     path = Path(path)

@@ -33,13 +33,13 @@ def family_table(res):
 def vampprior_table(res):
     """Table 1 rows (benchmarks/vampprior.py) with the paper's numbers beside ours."""
     lines = [f"Setup: {res['setup']}.", "",
-             "| configuration | test log p(x) (ours) | paper | ELBO | active units | epochs (best) | s / epoch |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| configuration | test log p(x) (ours) | paper | ELBO | active units | epochs (best) | s / epoch | device |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in res["configs"].items():
         paper = r.get("paper_test_log_likelihood")
         lines.append(f"| {name} | {r['test_log_likelihood']:.2f} | {paper if paper is not None else '–'} | "
                      f"{r['test_elbo']:.2f} | {_au(r['active_units'])} | {r['epochs']} ({r['best_epoch']}) | "
-                     f"{r['seconds_per_epoch']:.1f} |")
+                     f"{r['seconds_per_epoch']:.1f} | {r.get('device', 'cpu')} |")
     return "\n".join(lines)
 
 
@@ -84,6 +84,20 @@ def sintrovae_table(res):
     return "\n".join(lines)
 
 
+def stein_table(res):
+    """The Stein-hyperprior comparison and ablations (benchmarks/stein_hyperprior.py), per data set."""
+    lines = [f"Setup: {res['setup']}.", "",
+             "| data set | configuration | test log p(x) | ELBO | KL | active units | min \\|a_k − a_l\\| | PSIS k̂ mean | "
+             "epochs (best) | s / epoch |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for data, configs in res["runs"].items():
+        for name, r in configs.items():
+            dist = r.get("q_m_min_pairwise_distance")
+            lines.append(f"| {data} | {name} | {r['test_log_likelihood']:.2f} | {r['test_elbo']:.2f} | {r['test_kl']:.2f} | "
+                         f"{_au(r['active_units'])} | {f'{dist:.3f}' if dist is not None else '–'} | "
+                         f"{r['psis_khat_mean']:.2f} | {r['epochs']} ({r['best_epoch']}) | {r['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines)
+
+
 def main():
     speed = _load("speed.json")
     if speed:
@@ -99,6 +113,9 @@ def main():
     intro = _load("sintrovae_2d.json")
     if intro:
         print("### sintrovae_2d\n\n" + sintrovae_table(intro) + "\n")
+    stein = _load("stein_hyperprior.json")
+    if stein:
+        print("### stein_hyperprior\n\n" + stein_table(stein) + "\n")
     for name in sorted(RESULTS.glob("vampprior-*.json")):
         print(f"### {name.stem}\n\n" + vampprior_table(json.loads(name.read_text())) + "\n")
 

@@ -25,7 +25,8 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data import load
 
-from common import RESULTS, RUNS, evaluate, load_results, save_results, train_config, train_resumable
+from common import (RESULTS, RUNS, evaluate, load_results, save_results, select_configs, train_config,
+                    train_resumable)
 
 CONFIGS = {"vae-standard": ("vampprior", "standard"), "vae-vampprior": ("vampprior", "vampprior"),
            "hvae-standard": ("hvae", "standard"), "hvae-mog": ("hvae", "mog"),
@@ -49,7 +50,7 @@ def run_config(name, data, args):
     trainer, sec = train_resumable(model, data, cfg, RUNS / "vampprior" / tag)
     result = {"preset": preset, "prior": prior, "epochs": trainer.epoch, "best_epoch": trainer.best_epoch,
               "best_valid_elbo": trainer.best, "seconds_per_epoch": round(sec, 2),
-              "wall_seconds": round(time.perf_counter() - start, 1)}
+              "wall_seconds": round(time.perf_counter() - start, 1), "device": args.device}
     result.update(evaluate(model, data, args.eval_samples, args.eval_points))
     if data.name == "mnist" and name in PAPER_DYNAMIC_MNIST:
         result["paper_test_log_likelihood"] = PAPER_DYNAMIC_MNIST[name]
@@ -75,12 +76,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        p.error(f"unknown configurations {unknown}; choose from {', '.join(CONFIGS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configs = select_configs(p, args, CONFIGS)
     full = (2000, 100, 50) if args.full else (50, 20, 50)
     args.epochs = args.epochs or full[0]
     args.warmup = args.warmup if args.warmup is not None else full[1]
