@@ -125,6 +125,21 @@ def test_predictive_likelihood_and_arviz():
     assert psis_khat(model, x, num_samples=100).shape == (6,)
 
 
+def test_encoder_khat_leaves_out_the_global_prior_term():
+    import pyro.distributions as dist
+
+    from pyrozoo.diagnostics import psis_khat
+    model = zoo.build("stein-hyperprior", event_shape=EVENT, z_dim=4, m_dim=2, num_components=3, hidden=(32,))
+    x = _batch(6)
+    pyro.set_rng_seed(1)
+    before = psis_khat(model, x, num_samples=200)
+    # a very narrow p(m) makes log p(m)/q(m) swing by thousands of nats between draws of m; the
+    # encoder's k̂ (same draws under the same seed) must not see it
+    model.hyperprior = lambda: dist.Normal(torch.zeros(2), torch.full((2,), 1e-3)).to_event(1)
+    pyro.set_rng_seed(1)
+    assert torch.allclose(psis_khat(model, x, num_samples=200), before)
+
+
 def test_plain_pyro_svi_with_one_component():
     pyro.set_rng_seed(0)
     model = zoo.build("stein-hyperprior", event_shape=EVENT, z_dim=4, m_dim=4, num_components=1, hidden=(32,))

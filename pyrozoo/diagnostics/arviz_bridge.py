@@ -60,10 +60,18 @@ def psis_khat(model, x, num_samples=1000):
 
     k̂ < 0.5: the guide's importance weights are reliable; 0.5–0.7: usable with care;
     > 0.7: q(z|x) misses mass of the posterior for that point. Uses ``arviz.psislw``.
+    For a model with a global latent m (a ``q_m`` part, paper 000) the weights are those of the
+    encoder, p(x, z | m)/q(z | x, m) with m ~ q(m): the global log p(m)/q(m) is left out, since it
+    is shared by all points and says nothing about q(z|x, m).
     """
     model.check_data(x)
     with pyro.validation_enabled(False):
-        lw = log_weights(model.model, model.guide, x, num_samples=num_samples)
+        if hasattr(model, "q_m"):
+            from pyrozoo.evaluation.stein import _local_log_weights
+            with torch.no_grad():
+                lw = _local_log_weights(model, x, num_samples, {"m"})
+        else:
+            lw = log_weights(model.model, model.guide, x, num_samples=num_samples)
     lw = lw.double().cpu().numpy().T  # (B, S)
     _, khat = az.psislw(lw - lw.max(axis=1, keepdims=True))
     return torch.as_tensor(np.asarray(khat), dtype=torch.float64)
