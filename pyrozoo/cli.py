@@ -135,7 +135,7 @@ def train(args):
     if defaults.get("trainer") == "introspective":
         return _train_introspective(args, defaults)
     intro_only = [f"--{f.replace('_', '-')}" for f in ("iterations", "warmup_iterations", "grid_size", "milestones",
-                                                          "channels") if getattr(args, f) is not None]
+                                                          "channels", "r_entropy") if getattr(args, f) is not None]
     if intro_only:
         raise ValueError(f"{', '.join(intro_only)}: only for the Soft-IntroVAE presets")
     phases = _phase_epochs(args, defaults)
@@ -239,7 +239,7 @@ def _train_introspective(args, defaults):
                          "introspective game; see --iterations, --warmup-iterations, --batch-size, --lr)")
     overrides = {k: v for k, v in (("iterations", args.iterations), ("warmup", args.warmup_iterations),
                                    ("batch_size", args.batch_size), ("lr_encoder", args.lr),
-                                   ("lr_decoder", args.lr)) if v is not None}
+                                   ("lr_decoder", args.lr), ("r_entropy", args.r_entropy)) if v is not None}
     if args.iterations is not None and args.warmup_iterations is None:  # a short run keeps the paper's share
         overrides["warmup"] = round(args.iterations * defaults["warmup_iterations"] / defaults["iterations"])
     if args.milestones is not None:
@@ -542,6 +542,8 @@ def build_parser():
                    "(default: the paper's 10000,15000 of 30000, scaled to --iterations)")
     t.add_argument("--channels", help="Soft-IntroVAE presets on images: channels of the residual coders "
                    "(default 64,128; 64,128,256 for colour images)")
+    t.add_argument("--r-entropy", type=float, help="Soft-IntroVAE presets: weight of the responsibility-entropy "
+                   "term (eq. 11); default 0 on 2D sets (§5.1), the preset's (10 for sintrovae-prior) on images")
     t.add_argument("--grid-size", type=int,
                    help="Soft-IntroVAE on 2D sets: points per side of the gnELBO grid (1024, the paper's)")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES)

@@ -393,15 +393,16 @@ register("sintrovae-mog", "Soft-IntroVAE with a mixture-of-Gaussians prior (64/1
          "learned weights in the VAE warm-up, turned into a MoG held fixed in the game (paper 001 MoG+LC)",
          defaults=_INTRO_DEFAULTS)(_with_prior(intro_vae, "vampprior"))
 register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-decoder cooperation: IP + LC + adaptive "
-         "log-variance soft clipping + responsibility-entropy regularisation (paper 001 §4)",
+         "log-variance soft clipping + responsibility-entropy regularisation on images (paper 001 §4)",
          defaults={**_INTRO_DEFAULTS, "learn_prior": True, "clip": True, "r_entropy": 10.0})(
              _with_prior(intro_vae, "vampprior"))
 
 
 def intro_config(name, dataset=None, **overrides):
     """The :class:`~pyrozoo.inference.introspective.IntroConfig` of an introspective preset for
-    ``dataset`` (a 2D set name takes its Table 3 β's and batch 512; anything else the image β's of
-    §5.2 and batch 32, Daniel & Tamar's image default). ``overrides``
+    ``dataset`` (a 2D set name takes its Table 3 β's, batch 512 and no entropy term, as §5.1;
+    anything else the image β's of §5.2, batch 32, Daniel & Tamar's image default, and the
+    preset's r_entropy). ``overrides``
     replace config fields or loss weights (``beta_rec``, ``r_entropy``, ...)."""
     from dataclasses import fields
 
@@ -410,8 +411,9 @@ def intro_config(name, dataset=None, **overrides):
     if d.get("trainer") != "introspective":
         raise ValueError(f"preset {name!r} is not trained with the introspective game")
     beta_rec, beta_kl, beta_neg = INTRO_BETAS.get(dataset, INTRO_BETAS["image"])
-    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": d["r_entropy"]}
     two_d = dataset in INTRO_BETAS and dataset != "image"
+    # §5.1 trains the 2D sets without the responsibility-entropy term; §5.2 adds it for images
+    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": 0.0 if two_d else d["r_entropy"]}
     cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"] if two_d else 32, "lr_encoder": d["lr"], "lr_decoder": d["lr"],
            "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": d["learn_prior"],
            "clip": d["clip"]}

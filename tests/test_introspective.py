@@ -245,3 +245,15 @@ def test_kept_vampprior_stays_and_trains_its_pseudo_inputs_with_the_decoder():
     assert not torch.equal(before, model.prior.pseudo_weights)
     with pytest.raises(ValueError, match="keep_vampprior"):
         IntroTrainer(model, lambda n: sample_toy("8gaussians", n), IntroConfig(keep_vampprior=True, clip=True))
+
+
+def test_intro_config_follows_the_paper_per_data_kind():
+    two_d = zoo.intro_config("sintrovae-prior", "8gaussians")
+    image = zoo.intro_config("sintrovae-prior", "mnist")
+    assert (two_d.loss.beta_rec, two_d.loss.beta_kl, two_d.loss.beta_neg) == (0.2, 0.3, 0.9)  # Table 3
+    assert two_d.loss.r_entropy == 0 and two_d.batch_size == 512  # §5.1: no entropy term in 2D
+    assert (image.loss.beta_rec, image.loss.beta_kl, image.loss.beta_neg) == (1.0, 1.0, 256.0)  # §5.2
+    assert image.loss.r_entropy == 10 and image.batch_size == 32
+    assert zoo.intro_config("sintrovae-prior", "8gaussians", r_entropy=5.0).loss.r_entropy == 5.0
+    with pytest.raises(ValueError, match="unknown introspective setting"):
+        zoo.intro_config("sintrovae", "8gaussians", epochs=3)
