@@ -2,7 +2,6 @@
 results file that is rewritten after every finished configuration."""
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -12,8 +11,7 @@ from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood
 from pyrozoo.inference import TrainConfig, Trainer
 from pyrozoo.diagnostics import psis_khat
 
-RESULTS = Path(__file__).resolve().parent / "results"
-RUNS = Path(__file__).resolve().parent / "runs"  # checkpoints (git-ignored)
+from results_io import RESULTS, RUNS, load_results, save_results  # noqa: F401  (re-exported for the scripts)
 
 
 def select_configs(parser, args, known):
@@ -26,21 +24,6 @@ def select_configs(parser, args, known):
     if args.threads:
         torch.set_num_threads(args.threads)
     return configs
-
-
-def load_results(path):
-    """The results dict stored at ``path`` (empty if none)."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def save_results(path, results):
-    """Write ``results`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def train_resumable(model, dataset, config, run_dir, objective=None):

@@ -35,8 +35,6 @@ set, configuration, iterations and seed; a killed run resumes from its checkpoin
 """
 
 import argparse
-import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -49,25 +47,7 @@ from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.evaluation.density2d import evaluate_2d
 from pyrozoo.inference.introspective import IntroTrainer
 
-# Same layout and atomic JSON writes as benchmarks/common.py, without importing it (it pulls in the
-# ArviZ diagnostics, which a bare GPU machine lacks).
-RESULTS = Path(__file__).resolve().parent / "results"
-RUNS = Path(__file__).resolve().parent / "runs"  # checkpoints (git-ignored)
-
-
-def load_results(path):
-    """The results dict stored at ``path`` (empty if none)."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def save_results(path, results):
-    """Write ``results`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+from results_io import RESULTS, RUNS, load_results, save_results
 
 DATASETS = ("8gaussians", "2spirals", "checkerboard", "rings")
 #: configuration -> (preset, build options, config overrides)

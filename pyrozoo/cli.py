@@ -117,6 +117,22 @@ def _phase_epochs(args, defaults):
     return a, b
 
 
+def _run_dir(args):
+    """The run directory of ``pyrozoo train``: with ``--resume`` the ``--out`` folder, checked to
+    hold a checkpoint of the same preset and data set; else a fresh folder (``--out`` or
+    ``runs/PRESET-DATASET``, numbered if it exists)."""
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None or not _checkpoints(out, "last.pt"):
+            raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
+        saved = json.loads((out / "config.json").read_text())
+        if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
+            raise ValueError(f"{out} holds a {saved['preset']} run on {saved['dataset']}, not {args.preset} on "
+                             f"{args.dataset}")
+        return out
+    return _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
+
+
 def _checkpoints(run_dir, name):
     """Paths of ``name`` in a run's checkpoint folders (two-phase runs: phase two's first)."""
     run_dir = Path(run_dir)
@@ -156,16 +172,7 @@ def train(args):
     free_bits = pick("free_bits", None) if objective_name == "free-bits" else args.free_bits
     kl_groups = pick("kl_groups", None) if objective_name == "free-bits" else args.kl_groups
     objective = None if stein else make_objective(objective_name, particles, free_bits=free_bits, kl_groups=kl_groups)
-    out = Path(args.out) if args.out else None
-    if args.resume:
-        if out is None or not _checkpoints(out, "last.pt"):
-            raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
-        saved = json.loads((out / "config.json").read_text())
-        if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
-            raise ValueError(f"{out} holds a {saved['preset']} run on {saved['dataset']}, not {args.preset} on "
-                             f"{args.dataset}")
-    else:
-        out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
+    out = _run_dir(args)
     binarize = defaults.get("binarize") if args.likelihood is None else None
     dataset = _load_data(args.dataset, args.likelihood, args.data_dir, args.download, binarize=binarize)
     options = _model_options(args, dataset, defaults.get("likelihood"))
@@ -253,16 +260,7 @@ def _train_introspective(args, defaults):
                                         for m in defaults["milestones"])
     cfg = zoo.intro_config(args.preset, args.dataset, seed=args.seed, device=args.device, quiet=args.quiet,
                            **overrides)
-    out = Path(args.out) if args.out else None
-    if args.resume:
-        if out is None or not (out / "checkpoints" / "last.pt").exists():
-            raise ValueError("--resume needs --out pointing at a run directory with checkpoints/last.pt")
-        saved = json.loads((out / "config.json").read_text())
-        if saved["preset"] != args.preset or saved["dataset"] != args.dataset:
-            raise ValueError(f"{out} holds a {saved['preset']} run on {saved['dataset']}, not {args.preset} on "
-                             f"{args.dataset}")
-    else:
-        out = _fresh_dir(out or Path("runs") / f"{args.preset}-{args.dataset}")
+    out = _run_dir(args)
     two_d = args.dataset in BOXES
     dataset = _load_data(args.dataset, args.likelihood or "gaussian", args.data_dir, args.download)
     options = {k: v for k, v in (("z_dim", args.z_dim), ("num_components", args.pseudo_inputs),

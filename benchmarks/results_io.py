@@ -1,0 +1,24 @@
+"""Where benchmark results and checkpoints live, and the JSON results file every script rewrites
+atomically after each finished configuration (no pyrozoo import, so any script can use it)."""
+
+import json
+import os
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = Path(__file__).resolve().parent / "runs"  # checkpoints (git-ignored)
+
+
+def load_results(path):
+    """The results dict stored at ``path`` (empty if none)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_results(path, results):
+    """Write ``results`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, path)
