@@ -71,7 +71,7 @@ def latent_prior_plot(codes, labels=None, prior_means=None, weights=None, path=N
         fig.colorbar(sc, ax=ax, label="label")
     if prior_means is not None:
         pm = (prior_means.detach().cpu().double() - centre) @ axes
-        size = 30 if weights is None else (300 * weights.detach().cpu().double() * len(pm)).clamp(5, 300)
+        size = 30 if weights is None else (40 * weights.detach().cpu().double() * len(pm)).clamp(5, 200)
         ax.scatter(pm[:, 0], pm[:, 1], marker="x", c="black", s=size, label="prior means")
         ax.legend(loc="upper right", fontsize=7)
     ax.set_xlabel(f"{label} 1")
