@@ -36,6 +36,7 @@ from pyrozoo.distributions.intro_prior import ClippedMixturePrior, normalized_en
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture, ExpandedMixture
 from pyrozoo.distributions.priors import MixtureOfGaussiansPrior, VampPrior
 from pyrozoo.inference.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pyrozoo.inference.trainer import check_device
 from pyrozoo.inference.traces import get_traces
 
 REC_LOSSES = ("mse", "nll")
@@ -343,10 +344,7 @@ class IntroConfig:
                 raise ValueError(f"{name} must be a positive number, got {v}")
         if any(int(m) < 0 for m in self.milestones):
             raise ValueError(f"milestones must be >= 0, got {self.milestones}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; choose from cpu, cuda")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for, but torch sees no CUDA device")
+        check_device(self.device)
         self.loss.validate()
         return self
 

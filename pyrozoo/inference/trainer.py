@@ -62,10 +62,15 @@ class TrainConfig:
             raise ValueError(f"cycles must be >= 1, got {self.cycles}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; choose from cpu, cuda")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        check_device(self.device)
+
+
+def check_device(device):
+    """Raise ``ValueError`` unless ``device`` is ``cpu``, ``cuda`` or ``cuda:N`` and usable here."""
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; choose from cpu, cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
 
 
 @torch.no_grad()
