@@ -22,3 +22,14 @@ def save_results(path, results):
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def save_entry(path, section, key, value, **fields):
+    """Re-read ``path``, set ``results[section][key] = value`` and the top-level ``fields``, and
+    write it back, so that benchmark processes running side by side on one results file keep
+    each other's entries. Returns the merged results dict."""
+    results = load_results(path)
+    results.setdefault(section, {})[key] = value
+    results.update(fields)
+    save_results(path, results)
+    return results

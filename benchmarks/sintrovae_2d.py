@@ -47,7 +47,7 @@ from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.evaluation.density2d import evaluate_2d
 from pyrozoo.inference.introspective import IntroTrainer
 
-from results_io import RESULTS, RUNS, load_results, save_results
+from results_io import RESULTS, RUNS, load_results, save_entry, save_results
 
 DATASETS = ("8gaussians", "2spirals", "checkerboard", "rings")
 #: configuration -> (preset, build options, config overrides)
@@ -171,9 +171,7 @@ def main(argv=None):
                     continue
                 print(f"{key}: training", flush=True)
                 result = run_one(dataset, config, seed, args)
-                results["runs"][key] = result
-                on_disk = load_results(args.out).get("runs", {})  # keep runs that other processes added
-                results["runs"] = {**on_disk, **results["runs"]}
+                results = save_entry(args.out, "runs", key, result, setup=results["setup"])
                 results["table"] = summarise(results)
                 save_results(args.out, results)
                 print(f"{key}: gnELBO {result['gnelbo_e7']:.2f}e-7, KL {result['kl']:.2f}, JSD {result['jsd']:.2f}",

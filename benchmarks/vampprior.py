@@ -25,8 +25,8 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data import load
 
-from common import (RESULTS, RUNS, evaluate, load_results, save_results, select_configs, train_config,
-                    train_resumable)
+from common import RESULTS, RUNS, evaluate, load_results, select_configs, train_config, train_resumable
+from results_io import save_entry
 
 CONFIGS = {"vae-standard": ("vampprior", "standard"), "vae-vampprior": ("vampprior", "vampprior"),
            "hvae-standard": ("hvae", "standard"), "hvae-mog": ("hvae", "mog"),
@@ -84,22 +84,20 @@ def main(argv=None):
     for name in args.datasets.split(","):
         data = load(name, data_dir=args.data_dir)
         out = RESULTS / f"vampprior-{data.name}.json"
-        results = load_results(out)
-        results["setup"] = (f"{data.name} (dynamic binarisation), gated MLPs 300 units, z=40, K={args.pseudo_inputs}, "
-                            f"batch 100, Adam {args.lr}{' with normalised gradients' if args.normalize_gradients else ''}"
-                            f", warm-up {args.warmup}, {args.epochs} epochs max, early-stopping look-ahead "
-                            f"{args.patience}, log p(x) S={args.eval_samples} on {args.eval_points or 'all'} test "
-                            f"points, threads {torch.get_num_threads()}, device {args.device}")
-        results.setdefault("configs", {})
+        done_configs = load_results(out).get("configs", {})
+        setup = (f"{data.name} (dynamic binarisation), gated MLPs 300 units, z=40, K={args.pseudo_inputs}, "
+                 f"batch 100, Adam {args.lr}{' with normalised gradients' if args.normalize_gradients else ''}"
+                 f", warm-up {args.warmup}, {args.epochs} epochs max, early-stopping look-ahead "
+                 f"{args.patience}, log p(x) S={args.eval_samples} on {args.eval_points or 'all'} test "
+                 f"points, threads {torch.get_num_threads()}, device {args.device}")
         for config in configs:
-            done = results["configs"].get(config)
+            done = done_configs.get(config)
             if done and done.get("budget") == [args.epochs, args.warmup, args.eval_samples]:
                 print(f"{data.name} {config}: already done, skipping")
                 continue
             result = run_config(config, data, args)
             result["budget"] = [args.epochs, args.warmup, args.eval_samples]
-            results["configs"][config] = result
-            save_results(out, results)
+            save_entry(out, "configs", config, result, setup=setup)
             print(f"{data.name} {config}: log p(x) {result['test_log_likelihood']:.2f} "
                   f"(paper {result.get('paper_test_log_likelihood', 'n/a')}), ELBO {result['test_elbo']:.2f}, "
                   f"AU {result['active_units']}, {result['seconds_per_epoch']} s/epoch", flush=True)
