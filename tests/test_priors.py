@@ -24,6 +24,14 @@ def test_mixture_log_prob_matches_torch_mixture_same_family():
         torch.distributions.Independent(torch.distributions.Normal(loc, torch.exp(0.5 * logvar)), 1))
     z = 3 * torch.randn(4, 7, 3)
     assert torch.allclose(ours.log_prob(z), ref.log_prob(z), atol=1e-4)
+    # gradients of the one-product form match torch's, for z and every parameter
+    params = [t.double().requires_grad_() for t in (z, loc, logvar, logits)]
+    ours_grads = torch.autograd.grad(DiagonalGaussianMixture(*params[1:]).log_prob(params[0]).sum(), params)
+    ref = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=params[3]),
+        torch.distributions.Independent(torch.distributions.Normal(params[1], torch.exp(0.5 * params[2])), 1))
+    for a, b in zip(ours_grads, torch.autograd.grad(ref.log_prob(params[0]).sum(), params)):
+        assert torch.allclose(a, b, atol=1e-8)
     assert torch.allclose(ours.weights.sum(), torch.tensor(1.0))
     assert ours.expand((4, 7)).log_prob(z).shape == (4, 7)
     assert ours.sample((1000,)).shape == (1000, 3)

@@ -285,7 +285,7 @@ def decoder_loss(model, x, z_fake=None, settings=None, learn_prior=True, **overr
         x_gen = decoded_mean(trace_decoder(model, z_fake))
         terms = []
         for fake in (x_rec, x_gen):
-            mt_f, gt_f = trace_pair(model, fake)
+            gt_f = poutine.trace(model.guide).get_trace(fake)  # q(z|fake) alone: the model's replay is unused
             kl_f = kl_to_prior(gt_f.nodes["z"]["fn"], target, settings.kl_samples, settings.analytic_kl)
             again = trace_decoder(model, gt_f.nodes["z"]["value"].detach(), fake.detach())
             rec_f = reconstruction_loss(again, settings.rec_loss)
