@@ -1,0 +1,110 @@
+"""Presets of Soft-IntroVAE with a learned prior (../shared/papers/001). The model is a plain VAE;
+the game is in training (:class:`pyrozoo.inference.introspective.IntroTrainer`, settings from
+:func:`intro_config`)."""
+
+import math
+
+from pyrozoo.distributions import StandardNormalPrior, make_likelihood
+from pyrozoo.guides import GaussianEncoder
+from pyrozoo.models import VAE, Decoder
+from pyrozoo.zoo.classic import mlp_vae
+from pyrozoo.zoo.registry import register, train_defaults, with_prior
+
+#: (beta_rec, beta_kl, beta_neg) per 2D set, paper 001 Table 3 (the authors' grid search); images: §5.2.
+INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
+               "rings": (0.2, 0.2, 0.6), "image": (1.0, 1.0, 256.0)}
+INTRO_PRIORS = ("standard", "mog", "vampprior")
+
+
+def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=True, z_dim=None, hidden=None,
+              channels=None, likelihood="gaussian", **likelihood_options):
+    """The Soft-IntroVAE networks with prior ``prior`` (one of :data:`INTRO_PRIORS`).
+
+    2D data: ReLU MLPs 2→256→256→256→256→(2z) and z→256→256→256→256→2, z = 2, K = 64
+    components. Images whose sides divide by 4 (MNIST, FashionMNIST, CIFAR-10): the residual
+    coders of :mod:`pyrozoo.nn.residual` with ``channels`` [64, 128] and z = 32 for one-channel
+    images, [64, 128, 256] and z = 128 for colour images, K = 100 (§5.2). Other data (the 8×8
+    digits): MLP coders 512-256, z = 32, K = 100. The decoder is Gaussian with σ² = ½ by default,
+    so −log p(x|z) is the squared error of the paper's MSE reconstruction loss up to a constant
+    (data stay continuous). ``learn_weights``: learnable mixture contributions (LC) for the MoG and
+    VampPrior (the VampPrior's pseudo-inputs are unbounded and start at N(0, 1) draws). The MoG
+    presets start from the VampPrior: the trainer turns it into a MoG (μ_k, log σ²_k from the
+    encoder at u_k) when the game starts (§5.1).
+    """
+    from pyrozoo.distributions.intro_prior import ClippedMixturePrior, RealVampPrior
+    from pyrozoo.nn.residual import ResidualDecoderNet, ResidualEncoderNet
+    if prior not in INTRO_PRIORS:
+        raise ValueError(f"unknown prior {prior!r} for Soft-IntroVAE; choose from {', '.join(INTRO_PRIORS)}")
+    event_shape = tuple(event_shape)
+    two_d = math.prod(event_shape) == 2
+    image = len(event_shape) == 3 and event_shape[1] % 4 == 0 and event_shape[2] % 4 == 0 and event_shape[1] >= 16
+    colour = image and event_shape[0] == 3
+    z_dim = int(z_dim if z_dim is not None else (2 if two_d else 128 if colour else 32))
+    k = int(num_components if num_components is not None else (64 if two_d else 100))
+    if likelihood == "gaussian":
+        likelihood_options.setdefault("scale", math.sqrt(0.5))
+    if image:
+        if hidden is not None:
+            raise ValueError("image presets use residual coders: set channels, not hidden")
+        channels = tuple(channels if channels is not None else ((64, 128, 256) if colour else (64, 128)))
+        lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+        enc_net = ResidualEncoderNet(event_shape, channels)
+        encoder = GaussianEncoder(enc_net, enc_net.out_features, z_dim, event_dim=3)
+        decoder = Decoder(ResidualDecoderNet(z_dim, event_shape, channels, lik.params_per_dim), lik)
+        model = VAE(encoder, decoder, StandardNormalPrior(z_dim))
+    else:
+        if channels is not None:
+            raise ValueError("channels applies to image data; the MLP coders take hidden")
+        hidden = hidden if hidden is not None else ((256,) * 4 if two_d else (512, 256))
+        model = mlp_vae(event_shape, z_dim=z_dim, hidden=hidden, likelihood=likelihood,
+                        likelihood_options=likelihood_options)
+    if prior == "mog":
+        model.prior = ClippedMixturePrior(z_dim, k, learn_weights=learn_weights)
+    elif prior == "vampprior":
+        model.prior = RealVampPrior(z_dim, model.encoder.params, event_shape, k, weighted=learn_weights)
+    return model
+
+
+_INTRO_DEFAULTS = {"trainer": "introspective", "dataset": "8gaussians", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
+                   "warmup_iterations": 2000, "milestones": (10000, 15000), "learn_prior": False, "clip": False,
+                   "r_entropy": 0.0}
+register("sintrovae", "Soft-IntroVAE with a standard-normal prior (SG; Daniel & Tamar 2021, paper 001 eq. 4)",
+         defaults=_INTRO_DEFAULTS)(with_prior(intro_vae, "standard"))
+register("sintrovae-mog", "Soft-IntroVAE with a mixture-of-Gaussians prior (64/100 components): a VampPrior with "
+         "learned weights in the VAE warm-up, turned into a MoG held fixed in the game (paper 001 MoG+LC)",
+         defaults=_INTRO_DEFAULTS)(with_prior(intro_vae, "vampprior"))
+register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-decoder cooperation: IP + LC + adaptive "
+         "log-variance soft clipping + responsibility-entropy regularisation on images (paper 001 §4)",
+         defaults={**_INTRO_DEFAULTS, "learn_prior": True, "clip": True, "r_entropy": 10.0})(
+             with_prior(intro_vae, "vampprior"))
+
+
+def intro_config(name, dataset=None, **overrides):
+    """The :class:`~pyrozoo.inference.introspective.IntroConfig` of an introspective preset for
+    ``dataset`` (a 2D set name takes its Table 3 β's, batch 512 and no entropy term, as §5.1;
+    anything else the image β's of §5.2, batch 32, Daniel & Tamar's image default, and the
+    preset's r_entropy). ``overrides``
+    replace config fields or loss weights (``beta_rec``, ``r_entropy``, ...)."""
+    from dataclasses import fields
+
+    from pyrozoo.inference.introspective import IntroConfig, IntroLossSettings
+    d = train_defaults(name)
+    if d.get("trainer") != "introspective":
+        raise ValueError(f"preset {name!r} is not trained with the introspective game")
+    beta_rec, beta_kl, beta_neg = INTRO_BETAS.get(dataset, INTRO_BETAS["image"])
+    two_d = dataset in INTRO_BETAS and dataset != "image"
+    # §5.1 trains the 2D sets without the responsibility-entropy term; §5.2 adds it for images
+    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": 0.0 if two_d else d["r_entropy"]}
+    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"] if two_d else 32, "lr_encoder": d["lr"], "lr_decoder": d["lr"],
+           "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": d["learn_prior"],
+           "clip": d["clip"]}
+    loss_names = {f.name for f in fields(IntroLossSettings)}
+    cfg_names = {f.name for f in fields(IntroConfig)} - {"loss"}
+    for key, value in overrides.items():
+        if key in loss_names:
+            loss[key] = value
+        elif key in cfg_names:
+            cfg[key] = value
+        else:
+            raise ValueError(f"unknown introspective setting {key!r}")
+    return IntroConfig(loss=IntroLossSettings(**loss), **cfg).validate()
