@@ -5,7 +5,41 @@ import math
 
 import torch
 from pyro.distributions import TorchDistribution
+from torch.autograd.function import once_differentiable
 from torch.distributions import constraints
+
+
+class _ProductLogSumExp(torch.autograd.Function):
+    """logsumexp_k (F W^T)_nk for ``F`` ``(N, P)`` and ``W`` ``(K, P)``, returning ``(N,)``.
+
+    Fused by hand because autograd's version of ``torch.logsumexp(F @ W.T, -1)`` spends most of
+    its time in two badly laid-out backward products and a second exponential: here the
+    forward keeps exp(F W^T − max) in place as its only ``(N, K)`` buffer, and the backward
+    applies the per-row scale to the ``(N, P)`` factors and computes both products in the layout
+    BLAS is fast at, so no other ``(N, K)`` array is made. First derivatives only
+    (``once_differentiable``).
+    """
+
+    @staticmethod
+    def forward(ctx, feats, weights):
+        e = torch.mm(feats, weights.t().contiguous())  # (N, K)
+        m = e.amax(-1, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        e.sub_(m).exp_()
+        s = e.sum(-1, keepdim=True)
+        ctx.save_for_backward(feats, weights, e, s)
+        return (s.log() + m).squeeze(-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        feats, weights, e, s = ctx.saved_tensors
+        # d/dF = r * grad with responsibilities r = e / s; the row scale grad / s is applied to
+        # the (N, P) factors instead of the (N, K) buffer
+        scale = grad.unsqueeze(-1) / s  # (N, 1)
+        d_feats = (weights.T @ e.T).T * scale if ctx.needs_input_grad[0] else None
+        d_weights = ((feats * scale).T @ e).T if ctx.needs_input_grad[1] else None
+        return d_feats, d_weights
 
 
 class DiagonalGaussianMixture(TorchDistribution):
@@ -47,15 +81,20 @@ class DiagonalGaussianMixture(TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         return self if tuple(batch_shape) == () else ExpandedMixture(self, batch_shape)
 
-    def _log_terms(self, z, log_weights=None):
-        """log N(z; μ_k, σ_k²) (+ log π_k when given) for every k as the one product above,
-        with −½ and log π_k folded into the ``(K, 2D+1)`` matrix: ``(..., D)`` → ``(..., K)``."""
+    def _product(self, z, log_weights=None):
+        """The two factors of the product above, with −½ and log π_k (when given) folded into
+        the right one: features ``(..., 2D+1)`` and the ``(K, 2D+1)`` matrix."""
         prec = torch.exp(-self.logvar)  # (K, D)
         const = (self.loc ** 2 * prec + self.logvar).sum(-1, keepdim=True) + self.loc.shape[-1] * math.log(2 * math.pi)
         if log_weights is not None:
             const = const - 2 * log_weights.unsqueeze(-1)
         weights = -0.5 * torch.cat([prec, -2 * self.loc * prec, const], -1)  # (K, 2D+1)
         feats = torch.cat([z * z, z, torch.ones_like(z[..., :1])], -1)  # (..., 2D+1)
+        return feats, weights
+
+    def _log_terms(self, z, log_weights=None):
+        """log N(z; μ_k, σ_k²) (+ log π_k when given) for every k: ``(..., D)`` → ``(..., K)``."""
+        feats, weights = self._product(z, log_weights)
         return feats @ weights.T
 
     def component_log_prob(self, z):
@@ -63,7 +102,10 @@ class DiagonalGaussianMixture(TorchDistribution):
         return self._log_terms(z)
 
     def log_prob(self, z):
-        return torch.logsumexp(self._log_terms(z, self.log_weights), dim=-1)
+        """log p(z) ``(...)`` for ``z`` ``(..., D)``: logsumexp_k [log π_k + log N(z; μ_k, σ_k²)]."""
+        feats, weights = self._product(z, self.log_weights)
+        flat = feats.reshape(-1, feats.shape[-1])
+        return _ProductLogSumExp.apply(flat, weights).reshape(feats.shape[:-1])
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
