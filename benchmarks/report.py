@@ -106,6 +106,10 @@ def main():
     if speed:
         print(f"speed: pyrozoo/plain = {speed['ratio_pyrozoo_over_plain']}, Pyro SVI/plain = "
               f"{speed['ratio_pyro_svi_over_plain']} ({speed['ms_per_step']})\n")
+    game = _load("intro_step.json")
+    if game:
+        print(f"intro step ms: {game['step_ms']}; mixture fwd+bwd ms: {game['mixture_fwd_bwd_ms']} "
+              f"({game['device']}, {game['threads']} thread(s))\n")
     family = _load("vae_family.json")
     if family:
         print(family_table(family) + "\n")

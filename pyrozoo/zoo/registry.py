@@ -54,6 +54,6 @@ def with_prior(builder, prior):
 
 
 def needs_data(name):
-    """Whether preset ``name`` (with ``options``) must be given training images (``data=``)."""
+    """Whether preset ``name`` must be given training images (``data=``)."""
     _check(name)
     return bool(getattr(_PRESETS[name][1], "needs_data", False))
