@@ -31,7 +31,8 @@ of 1e-7 as far as we can tell (a constant-loss model scores 9.42e-7 and the pape
 
 Results go to ``benchmarks/results/sintrovae_2d.json`` (``--out``) after every run, keyed by data
 set, configuration, iterations and seed; a killed run resumes from its checkpoint under
-``benchmarks/runs/sintrovae_2d`` (``--runs``); finished runs are skipped.
+``benchmarks/runs/sintrovae_2d`` (``--runs``), where each finished run also leaves ``density.png``
+(data, samples and density side by side); finished runs are skipped.
 """
 
 import argparse
@@ -46,6 +47,7 @@ from pyrozoo import zoo
 from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.evaluation.density2d import evaluate_2d
 from pyrozoo.inference.introspective import IntroTrainer
+from pyrozoo.plots.density2d import density_plot
 
 from results_io import RESULTS, RUNS, load_results, save_entry, save_results
 
@@ -102,6 +104,7 @@ def run_one(dataset, config, seed, args):
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(10_000 + seed)
     metrics = evaluate_2d(model, dataset, grid_size=args.grid, kl_samples=args.kl_samples, generator=gen)
+    density_plot(model, dataset, path=out / "density.png")  # data, samples, density (Fig. 2 style)
     result = {"dataset": dataset, "config": config, "seed": seed, "iterations": trainer.step,
               "betas": [cfg.loss.beta_rec, cfg.loss.beta_kl, cfg.loss.beta_neg], "warmup": cfg.warmup,
               "milestones": list(cfg.milestones),
