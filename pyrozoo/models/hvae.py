@@ -18,6 +18,8 @@ class JointDecoder(nn.Module):
         self.likelihood = likelihood
 
     def params(self, z1, z2):
+        """The likelihood's parameters ``(..., params_per_dim * D)`` for latents ``z1 (..., d1)`` and
+        ``z2 (..., d2)`` whose batch shapes broadcast (the p(x|z1, z2) factor of eq. 11)."""
         h1, h2 = self.z1_net(z1), self.z2_net(z2)
         batch = torch.broadcast_shapes(h1.shape[:-1], h2.shape[:-1])
         return self.joint_net(torch.cat([h1.expand(batch + h1.shape[-1:]), h2.expand(batch + h2.shape[-1:])], -1))
