@@ -7,6 +7,8 @@ import pyro
 import pytest
 import torch
 
+from helpers import fit
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("PYROZOO_DATA") or REPO.parent / "shared" / "data")
 
@@ -35,9 +37,8 @@ def digits():
 def trained_vae(digits, tmp_path_factory):
     """A VAE trained for 40 epochs on digits (a few seconds)."""
     from pyrozoo import zoo
-    from pyrozoo.inference import TrainConfig, Trainer
     torch.manual_seed(0)
     model = zoo.build("vae", event_shape=digits.event_shape)
-    cfg = TrainConfig(epochs=40, lr=2e-3, warmup=5, quiet=True)
-    Trainer(model, digits, cfg, tmp_path_factory.mktemp("run")).fit()
+    fit(model, digits, epochs=40, lr=2e-3, warmup=5)
     return model.eval()
+

@@ -15,11 +15,12 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 def _budget(preset):
     """The smallest budget that runs every part of ``preset``'s training and evaluation."""
-    defaults = zoo.train_defaults(preset)
-    if defaults.get("trainer") == "introspective":
+    recipe = zoo.recipe(preset)
+    defaults = recipe.defaults
+    if recipe.regime == "introspective":
         return ["--iterations", "20", "--warmup-iterations", "10", "--batch-size", "64"]
     dataset = ["--dataset", "architectures" if defaults.get("dataset") == "architectures" else "digits"]
-    if "phases" in defaults:
+    if recipe.regime == "two-phase":
         return dataset + ["--phase-epochs", "1,1", "--num-centres", "16", "--eval-samples", "10"]
     return dataset + ["--epochs", "1", "--eval-samples", "10"]
 
@@ -43,6 +44,6 @@ def test_cuda_run_evaluates_on_the_cpu_like_on_the_gpu(preset, tmp_path):
                  *_budget(preset)]) == 0
     assert main(["evaluate", str(out), "--num-samples", "200", "--quiet"]) == 0
     gpu = json.loads((out / "summary.json").read_text())
-    cpu = json.loads((out / "evaluation.json").read_text())
+    cpu = json.loads((out / "evaluations" / "s200" / "evaluation.json").read_text())
     # the same parameters give the same ELBO up to Monte-Carlo noise of one draw per point
     assert abs(gpu["test_elbo"] - cpu["test_elbo"]) < 0.05 * abs(gpu["test_elbo"]) + 1.0

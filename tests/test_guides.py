@@ -8,6 +8,8 @@ from pyrozoo import zoo
 from pyrozoo.guides import POSTERIORS, make_encoder
 from pyrozoo.nn import MLP
 
+from helpers import fit
+
 Z = 3
 
 
@@ -114,11 +116,10 @@ def test_posterior_density_is_normalised(posterior):
 @pytest.mark.parametrize("preset", ["vae-fullcov", "vae-planar", "vae-iaf"])
 def test_flow_presets_log_likelihood_above_elbo(preset, digits):
     from pyrozoo.evaluation import elbo_terms, log_likelihood
-    from pyrozoo.inference import TrainConfig, Trainer
     torch.manual_seed(0)
     model = zoo.build(preset, event_shape=digits.event_shape, flow_steps=None) if preset == "vae-fullcov" else \
         zoo.build(preset, event_shape=digits.event_shape, flow_steps=2)
-    Trainer(model, digits, TrainConfig(epochs=3, lr=2e-3, quiet=True), _tmp()).fit()
+    fit(model, digits, _tmp(), epochs=3, lr=2e-3)
     x = digits.test[:100]
     ll = log_likelihood(model, x, num_samples=200)
     elbo = elbo_terms(model, x, num_samples=20)["elbo"]

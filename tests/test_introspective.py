@@ -11,9 +11,9 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.distributions import ClippedMixturePrior, normalized_entropy, responsibilities, soft_clip
-from pyrozoo.inference.introspective import (IntroConfig, IntroLossSettings, IntroTrainer, decoder_loss,
-                                             encoder_loss, kl_to_prior, multistep_lr, sample_prior, stop_gradient,
-                                             vae_loss)
+from pyrozoo.inference import IntroConfig, IntroStrategy, TrainingLoop, multistep_lr
+from pyrozoo.inference.introspective import (IntroLossSettings, decoder_loss, encoder_loss, kl_to_prior, sample_prior,
+                                             stop_gradient, vae_loss)
 
 FAST = IntroLossSettings(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9, r_entropy=1.0, kl_samples=8)
 
@@ -152,7 +152,8 @@ def test_vampprior_becomes_a_mog_at_the_encoder_outputs_of_its_pseudo_inputs():
     torch.manual_seed(0)
     model = zoo.build("sintrovae", event_shape=(2,), prior="vampprior", num_components=5)
     cfg = IntroConfig(iterations=2, warmup=1, batch_size=16, clip=True, learn_prior=True, quiet=True)
-    trainer = IntroTrainer(model, lambda n: sample_toy("8gaussians", n), cfg)
+    trainer = IntroStrategy(model, lambda n: sample_toy("8gaussians", n), cfg)
+    trainer.setup()
     u = model.prior.pseudo_inputs().detach().clone()
     with torch.no_grad():
         loc, logvar = model.encoder.params(u)
@@ -167,11 +168,11 @@ def test_bad_settings_raise_clear_errors():
     model = zoo.build("sintrovae", event_shape=(2,))
     draw = lambda n: sample_toy("8gaussians", n)  # noqa: E731
     with pytest.raises(ValueError, match="iterations"):
-        IntroTrainer(model, draw, IntroConfig(iterations=0))
+        IntroStrategy(model, draw, IntroConfig(iterations=0))
     with pytest.raises(ValueError, match="mixture prior"):
-        IntroTrainer(model, draw, IntroConfig(learn_prior=True))
+        IntroStrategy(model, draw, IntroConfig(learn_prior=True))
     with pytest.raises(ValueError, match="keep_vampprior"):
-        IntroTrainer(model, draw, IntroConfig(keep_vampprior=True))
+        IntroStrategy(model, draw, IntroConfig(keep_vampprior=True))
     with pytest.raises(ValueError, match="beta_neg"):
         IntroConfig(loss=IntroLossSettings(beta_neg=-1.0)).validate()
     with pytest.raises(ValueError, match="reconstruction loss"):
@@ -183,7 +184,7 @@ def test_bad_settings_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown prior"):
         zoo.build("sintrovae", event_shape=(2,), prior="flow")
     with pytest.raises(ValueError, match="shape"):
-        IntroTrainer(model, torch.zeros(10, 3), IntroConfig())
+        IntroStrategy(model, torch.zeros(10, 3), IntroConfig())
 
 
 def test_presets_and_table3_betas():
@@ -203,10 +204,10 @@ def test_training_smoke_loss_decreases_and_the_game_runs():
     model = zoo.build("sintrovae", event_shape=(2,))
     cfg = zoo.intro_config("sintrovae", "8gaussians", iterations=260, warmup=200, batch_size=128, log_every=20,
                            quiet=True, lr_encoder=1e-3, lr_decoder=1e-3, beta_kl=0.02)
-    trainer = IntroTrainer(model, lambda n: sample_toy("8gaussians", n), cfg)
-    history = []
-    while trainer.step < cfg.iterations:
-        history.append(trainer.fit(stop_after=20))
+    loop = TrainingLoop(IntroStrategy(model, lambda n: sample_toy("8gaussians", n), cfg))
+    loop.fit()
+    history = loop.history
+    assert [h["step"] for h in history] == list(range(20, 261, 20))
     warm = [h["loss_vae"] for h in history if "loss_vae" in h]
     assert warm[-1] < 0.8 * warm[0]
     last = history[-1]
@@ -218,17 +219,17 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
         pyro.set_rng_seed(0)
         model = zoo.build("sintrovae-prior", event_shape=(2,), num_components=4)
         cfg = zoo.intro_config("sintrovae-prior", "8gaussians", iterations=12, warmup=5, batch_size=32,
-                               kl_samples=4, quiet=True, log_every=3, checkpoint_every=3)
-        trainer = IntroTrainer(model, lambda n: sample_toy("8gaussians", n), cfg, out=out)
+                               kl_samples=4, quiet=True, log_every=3)
+        loop = TrainingLoop(IntroStrategy(model, lambda n: sample_toy("8gaussians", n), cfg), out)
         for stop in stops:
             if (out / "checkpoints" / "last.pt").exists():
-                trainer = IntroTrainer(zoo.build("sintrovae-prior", event_shape=(2,), num_components=4),
-                                       lambda n: sample_toy("8gaussians", n), cfg, out=out).resume()
-            trainer.fit(stop_after=stop)
-        return trainer.model
+                fresh = zoo.build("sintrovae-prior", event_shape=(2,), num_components=4)
+                loop = TrainingLoop(IntroStrategy(fresh, lambda n: sample_toy("8gaussians", n), cfg), out).resume()
+            loop.fit(stop_after=stop)
+        return loop.model
 
-    a = run(tmp_path / "a", [12])
-    b = run(tmp_path / "b", [4, 8])
+    a = run(tmp_path / "a", [4])
+    b = run(tmp_path / "b", [1, 1, 2])  # killed after the warm-up and again after the switch
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-6), name
 
@@ -238,13 +239,13 @@ def test_kept_vampprior_stays_and_trains_its_pseudo_inputs_with_the_decoder():
     model = zoo.build("sintrovae", event_shape=(2,), prior="vampprior", num_components=4)
     cfg = IntroConfig(iterations=3, warmup=1, batch_size=16, keep_vampprior=True, learn_prior=True, quiet=True,
                       loss=IntroLossSettings(kl_samples=4))
-    trainer = IntroTrainer(model, lambda n: sample_toy("8gaussians", n), cfg)
+    loop = TrainingLoop(IntroStrategy(model, lambda n: sample_toy("8gaussians", n), cfg))
     before = model.prior.pseudo_weights.detach().clone()
-    trainer.fit()
+    loop.fit()
     assert type(model.prior).__name__ == "RealVampPrior"
     assert not torch.equal(before, model.prior.pseudo_weights)
     with pytest.raises(ValueError, match="keep_vampprior"):
-        IntroTrainer(model, lambda n: sample_toy("8gaussians", n), IntroConfig(keep_vampprior=True, clip=True))
+        IntroStrategy(model, lambda n: sample_toy("8gaussians", n), IntroConfig(keep_vampprior=True, clip=True))
 
 
 def test_intro_config_follows_the_paper_per_data_kind():

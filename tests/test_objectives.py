@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from pyrozoo import zoo
-from pyrozoo.inference import (FreeBitsELBO, TrainConfig, Trainer, cyclical, free_bits_kl, kl_weight,
+from pyrozoo.inference import (FreeBitsELBO, TrainConfig, cyclical, free_bits_kl, kl_weight,
                                 make_objective)
 from pyrozoo.inference.traces import get_traces
+
+from helpers import fit
 
 
 def test_free_bits_kl_by_hand():
@@ -54,7 +56,7 @@ def test_free_bits_with_zero_lambda_and_one_group_is_the_elbo(digits):
 def test_free_bits_rejects_non_diagonal_posteriors_before_training(digits, tmp_path):
     model = zoo.build("vae-iaf", event_shape=digits.event_shape, flow_steps=1)
     with pytest.raises(ValueError, match="free bits needs a diagonal Gaussian posterior"):
-        Trainer(model, digits, TrainConfig(epochs=1, quiet=True), tmp_path, objective=FreeBitsELBO(0.5, 2))
+        fit(model, digits, tmp_path, objective=FreeBitsELBO(0.5, 2), epochs=1)
     assert not (tmp_path / "metrics.jsonl").exists()
     with pytest.raises(ValueError, match="lambda must be >= 0"):
         FreeBitsELBO(-1.0)
@@ -76,8 +78,7 @@ def test_kl_schedules():
 
 def test_trainer_applies_beta_and_cyclical_schedule(digits, tmp_path):
     model = zoo.build("beta-vae", event_shape=digits.event_shape)
-    cfg = TrainConfig(epochs=4, beta=4.0, kl_schedule="cyclical", cycles=2, quiet=True)
-    Trainer(model, digits, cfg, tmp_path).fit()
+    fit(model, digits, tmp_path, epochs=4, beta=4.0, kl_schedule="cyclical", cycles=2)
     betas = [json.loads(line)["beta"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     # 12 steps per epoch, 2 cycles of 24 steps rising over 12: β after steps 12, 24, 36, 48
     assert betas == pytest.approx([4.0, 0.0, 4.0, 0.0], abs=1e-6)

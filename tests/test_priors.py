@@ -6,8 +6,10 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.distributions import DiagonalGaussianMixture, MixtureOfGaussiansPrior, VampPrior
 from pyrozoo.guides import GaussianEncoder
-from pyrozoo.inference.trainer import normalize_gradients
+from pyrozoo.inference.svi import normalize_gradients
 from pyrozoo.nn import gated_mlp
+
+from helpers import fit
 
 
 def _encoder(z_dim=2, d=6):
@@ -116,10 +118,9 @@ def test_normalized_gradients_have_unit_norm():
 @pytest.mark.parametrize("preset", ["hvae", "hvae-vampprior"])
 def test_hvae_log_likelihood_is_above_elbo_and_both_levels_are_used(preset, digits, tmp_path):
     from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood
-    from pyrozoo.inference import TrainConfig, Trainer
     torch.manual_seed(0)
     model = zoo.build(preset, event_shape=digits.event_shape)
-    Trainer(model, digits, TrainConfig(epochs=5, lr=2e-3, quiet=True), tmp_path).fit()
+    fit(model, digits, tmp_path, epochs=5, lr=2e-3)
     x = digits.test[:100]
     ll = log_likelihood(model, x, num_samples=300)
     elbo = elbo_terms(model, x, num_samples=20)["elbo"]
@@ -132,12 +133,11 @@ def test_hvae_log_likelihood_is_above_elbo_and_both_levels_are_used(preset, digi
 @pytest.mark.parametrize("preset", ["convhvae-vampprior", "pixelhvae-vampprior"])
 def test_convolutional_hvaes_train_and_bound(preset, digits, tmp_path):
     from pyrozoo.evaluation import elbo_terms, log_likelihood
-    from pyrozoo.inference import TrainConfig, Trainer
     torch.manual_seed(0)
     model = zoo.build(preset, event_shape=digits.event_shape, num_components=20)
     small = type(digits)("digits", digits.train[:300], digits.valid[:100], digits.test[:50], digits.support,
                          digits.binarize)
-    Trainer(model, small, TrainConfig(epochs=2, lr=2e-3, quiet=True), tmp_path).fit()
+    fit(model, small, tmp_path, epochs=2, lr=2e-3)
     x = small.test
     ll = log_likelihood(model, x, num_samples=100)
     elbo = elbo_terms(model, x, num_samples=10)["elbo"]

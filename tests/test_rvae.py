@@ -8,13 +8,13 @@ import pyro
 import pytest
 import torch
 
+import pyrozoo
 from pyrozoo import cli, zoo
 from pyrozoo.data import load
 from pyrozoo.distributions import HeatKernelPrior
 from pyrozoo.evaluation import elbo_terms, latent_f1
 from pyrozoo.geometry import HeatKernel, jacobian, pullback_metric
-from pyrozoo.inference import ELBO, TrainConfig
-from pyrozoo.inference.phases import TwoPhaseTrainer
+from pyrozoo.inference import ELBO, TrainConfig, TrainingLoop, TwoPhaseStrategy
 from pyrozoo.nn.rbf import RBFPrecision
 
 D64 = torch.float64
@@ -130,40 +130,39 @@ def test_beta_zero_phase_is_an_autoencoder(cdigits):
 def test_two_phase_training_freezes_and_switches(cdigits, tmp_path):
     model = _rvae(cdigits)
     first = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = TrainConfig(epochs=4, quiet=True, seed=1)
-    trainer = TwoPhaseTrainer(model, cdigits, cfg, tmp_path, phase_epochs=(2, 2), phase_one_beta=0.0)
+    strategy = TwoPhaseStrategy(model, cdigits, TrainConfig(epochs=4, quiet=True, seed=1), phase_epochs=(2, 2),
+                                phase_one_beta=0.0)
+    loop = TrainingLoop(strategy, tmp_path)
     phase_one_names = {n for n, p in model.named_parameters() if any(p is q for q in model.phase_parameters(1))}
-    trainer.trainer.fit()
+    loop.fit(stop_after=2)
     after_one = {n: p.detach().clone() for n, p in model.named_parameters()}
     assert not torch.equal(after_one["encoder.loc.weight"], first["encoder.loc.weight"])
     torch.testing.assert_close(after_one["prior.loc"], first["prior.loc"])  # prior waits for phase two
-    trainer._switch()
-    assert model.phase == 2
+    assert model.phase == 1
+    result = loop.fit()
+    assert model.phase == 2 and strategy.phase == 2
     centres = model.decoder.precision.centres
     assert centres.abs().sum() > 0 and len(torch.unique(centres, dim=0)) == 16
-    result = trainer.fit()
     assert result["epochs"] == 4
     for name, p in model.named_parameters():
         if name in phase_one_names:
             torch.testing.assert_close(p, after_one[name], rtol=0, atol=0, msg=name)
     assert not torch.equal(model.prior.log_t, after_one["prior.log_t"])
     assert not torch.equal(model.decoder.precision.raw_weight, after_one["decoder.precision.raw_weight"])
-    lines = (tmp_path / "phase2" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+    lines = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["phase"]) for r in lines] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    assert loop.best_period >= 3  # the best score restarts with phase two
 
 
 def test_two_phase_resume_matches_uninterrupted(cdigits, tmp_path):
-    cfg = TrainConfig(epochs=5, quiet=True, seed=4)
+    def loop(model, out):
+        return TrainingLoop(TwoPhaseStrategy(model, cdigits, TrainConfig(epochs=5, quiet=True, seed=4),
+                                             phase_epochs=(2, 3), phase_one_beta=0.0), out)
     full = _rvae(cdigits)
-    TwoPhaseTrainer(full, cdigits, cfg, tmp_path / "a", phase_epochs=(2, 3), phase_one_beta=0.0).fit()
-    part = _rvae(cdigits)
-    t = TwoPhaseTrainer(part, cdigits, cfg, tmp_path / "b", phase_epochs=(2, 3), phase_one_beta=0.0)
-    t.trainer.fit()
-    t._switch()
-    t.trainer.fit(stop_after=1)  # killed during phase two
-    resumed = TwoPhaseTrainer(_rvae(cdigits, seed=9), cdigits, cfg, tmp_path / "b", phase_epochs=(2, 3),
-                              phase_one_beta=0.0).resume()
-    assert resumed.phase == 2 and resumed.epoch == 3
+    loop(full, tmp_path / "a").fit()
+    loop(_rvae(cdigits), tmp_path / "b").fit(stop_after=3)  # killed during phase two
+    resumed = loop(_rvae(cdigits, seed=9), tmp_path / "b").resume()
+    assert resumed.strategy.phase == 2 and resumed.period == 3
     resumed.fit()
     for (name, p), q in zip(full.named_parameters(), resumed.model.parameters()):
         torch.testing.assert_close(p, q, msg=name)
@@ -200,13 +199,14 @@ def test_cli_trains_two_phases_and_reloads(tmp_path, capsys):
                      str(out), "--eval-samples", "20", "--quiet"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["epochs"] == 3 and summary["phase_one"]["epochs"] == 2
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 3
     assert (out / "figures" / "volume.png").exists() and (out / "figures" / "brownian.png").exists()
-    model, dataset, _ = cli.load_run(out)
-    assert model.phase == 2 and not dataset.binarize
+    run = pyrozoo.load(out)
+    assert run.model.phase == 2 and not run.dataset.binarize
     assert cli.main(["train", "vae", "--phase-epochs", "1,1", "--quiet"]) == 2
+    assert "does not apply to preset 'vae'" in capsys.readouterr().err
     assert cli.main(["train", "rvae", "--phase-epochs", "3", "--quiet"]) == 2
-    assert "two integers" in capsys.readouterr().err
+    assert "phase_epochs takes 2 integers" in capsys.readouterr().err
 
 
 def test_latent_f1_separable_and_chance():

@@ -12,7 +12,12 @@ from pyrozoo.distributions.priors import (HeatKernelPrior, MixtureOfGaussiansPri
                                          VampPrior)
 from pyrozoo.distributions.stein_mixture import ComponentDraws, SteinMixture, mixture_log_prob
 
-__all__ = ["HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
+from pyrozoo.distributions.autoregressive import AutoregressiveImage
+from pyrozoo.distributions.conditional import ConditionalGaussian
+from pyrozoo.distributions.mixtures import ExpandedMixture
+from pyrozoo.distributions.sequence import LayerSequence, SequenceLikelihood
+
+__all__ = ["AutoregressiveImage", "ConditionalGaussian", "ExpandedMixture", "LayerSequence", "SequenceLikelihood", "HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
            "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
            "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
            "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",

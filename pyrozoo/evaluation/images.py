@@ -13,6 +13,7 @@
 
 import hashlib
 import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def feature_classifier(name, images, labels, epochs=3, batch_size=128, lr=1e-3, 
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     labels = labels.to(images.device).long()
     from tqdm.auto import tqdm
-    for _ in tqdm(range(epochs), disable=not progress, desc="feature classifier", unit="epoch"):
+    for _ in tqdm(range(epochs), disable=not (progress and sys.stderr.isatty()), desc="feature classifier", unit="epoch"):
         perm = torch.randperm(len(images), generator=gen).to(images.device)
         for start in range(0, len(images), batch_size):
             idx = perm[start:start + batch_size]

@@ -1,6 +1,7 @@
 """Importance-sampled log-likelihood and the ELBO's parts, per data point, for any zoo model."""
 
 import math
+import sys
 
 import pyro
 import torch
@@ -29,7 +30,7 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, p
     out = []
     from tqdm.auto import tqdm
     with pyro.validation_enabled(False):
-        for xb in tqdm(list(_batches(x, batch_size)), disable=not progress, desc="log p(x)", unit="batch"):
+        for xb in tqdm(list(_batches(x, batch_size)), disable=not (progress and sys.stderr.isatty()), desc="log p(x)", unit="batch"):
             acc = None
             remaining = num_samples
             while remaining > 0:

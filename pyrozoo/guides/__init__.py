@@ -31,6 +31,8 @@ def make_encoder(posterior, net, hidden_dim, z_dim, event_dim=1, flow_steps=None
     return iaf_encoder(net, hidden_dim, z_dim, num_flows=flow_steps or 4, **kw)
 
 
-__all__ = ["HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams",
+from pyrozoo.guides.hierarchical import JointGaussianEncoder
+
+__all__ = ["JointGaussianEncoder", "HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams",
            "Reverse", "iaf_encoder", "planar_encoder", "FullCovEncoder", "POSTERIORS", "make_encoder", "CONDITIONING",
            "ConditionalGaussianEncoder", "SteinMixtureGuide"]

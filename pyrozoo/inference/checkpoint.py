@@ -1,6 +1,6 @@
-"""Checkpoints: model, optimiser and RNG state, written atomically, loadable with ``weights_only=True``."""
+"""The RNG states a checkpoint carries (torch CPU and CUDA, Python, NumPy), as objects that
+``torch.load(..., weights_only=True)`` accepts. Writing and reading checkpoints: :mod:`pyrozoo.inference.rundir`."""
 
-import os
 import random
 
 import numpy as np
@@ -33,17 +33,3 @@ def set_rng_state(state):
 
 def _tuplify(v):
     return tuple(_tuplify(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-
-def save_checkpoint(path, **state):
-    """``torch.save`` to ``path + '.tmp'`` then rename, so a crash never leaves a half-written file."""
-    path = str(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path, map_location="cpu"):
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
-    return torch.load(str(path), map_location=map_location, weights_only=True)

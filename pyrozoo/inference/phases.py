@@ -1,133 +1,140 @@
-"""Two-phase training (Kalatzis et al. 2020, Appendix C.1; after Detlefsen et al. 2019).
+"""Two-phase training as a strategy of :class:`~pyrozoo.inference.loop.TrainingLoop`.
 
-Phase one fits the encoder and the decoder mean; phase two freezes them and fits the parameters
-that shape the latent geometry (the decoder's variance network and the prior). Any model with
-``phase_parameters(phase)`` and ``start_phase_two(train_x)`` (e.g.
-:class:`pyrozoo.models.rvae.RiemannianVAE`) trains this way.
+Kalatzis et al. (2020), Variational Autoencoders with Riemannian Brownian Motion Priors,
+arXiv:2002.05227, Appendix C.1 (after Detlefsen et al. 2019): phase one fits the encoder and
+the decoder mean; phase two freezes them and fits the parameters that shape the latent geometry
+(the decoder's variance network and the prior). Any model with ``phase_parameters(phase)`` and
+``start_phase_two(train_x)`` (e.g. :class:`pyrozoo.models.rvae.RiemannianVAE`) trains this way.
 """
+
+from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import warnings
-from pathlib import Path
 
-import torch
-
-from pyrozoo.inference.trainer import Trainer
+from pyrozoo.inference.loop import Strategy
+from pyrozoo.inference.svi import SVIStrategy, TrainConfig
 
 
-class TwoPhaseTrainer:
-    """Train ``model`` in two phases into ``out/phase1`` and ``out/phase2``; same interface as
-    :class:`Trainer` (``fit``, ``resume``, ``load_best``, ``epoch``, ``best``).
+class TwoPhaseStrategy(Strategy):
+    """Train ``model`` in two phases of SVI.
 
     - Phase one: ``phase_epochs[0]`` epochs of ``config`` (its ``warmup`` and ``beta`` apply;
       ``phase_one_beta=0`` trains the R-VAE as an autoencoder: reconstruction only) with Adam on
-      ``model.phase_parameters(1)``.
+      ``model.phase_parameters(1)``, no early stopping.
     - Switch: ``model.start_phase_two(train)`` (k-means RBF centres, prior centre), then the
       phase-one parameters are frozen (``requires_grad=False``).
     - Phase two: ``phase_epochs[1]`` epochs with β = 1, no warm-up, Adam on
-      ``model.phase_parameters(2)``; its best validation checkpoint is the result.
+      ``model.phase_parameters(2)``, early stopping with ``config.patience``; its best
+      validation epoch is the result (the loop restarts the best score at the switch).
 
-    Each phase writes its own ``metrics.jsonl`` and checkpoints, so a killed run resumes in
-    the phase it was in (:meth:`resume`).
+    Epochs are counted over both phases in the metrics records, which carry ``"phase"``.
     """
 
-    def __init__(self, model, dataset, config, out, objective=None, phase_epochs=(100, 200), phase_one_beta=None):
-        if len(phase_epochs) != 2 or min(int(e) for e in phase_epochs) < 1:
-            raise ValueError(f"phase_epochs must be two positive epoch counts, got {phase_epochs}")
+    unit = "epoch"
+
+    def __init__(self, model, dataset, config: TrainConfig, objective=None, phase_epochs=(100, 200),
+                 phase_one_beta=None):
+        phase_epochs = tuple(phase_epochs)
+        if len(phase_epochs) != 2 or any(isinstance(e, bool) or not isinstance(e, int) or e < 1
+                                         for e in phase_epochs):
+            raise ValueError(f"phase_epochs must be two positive integers, got {phase_epochs}")
         for name in ("phase_parameters", "start_phase_two"):
             if not hasattr(model, name):
                 raise ValueError(f"{type(model).__name__} has no {name}(); it cannot train in two phases")
         self.model, self.dataset, self.objective = model, dataset, objective
-        self.out = Path(out)
-        self.config = config
+        self.config = config.validate()
+        self.seed, self.quiet = config.seed, config.quiet
         one = copy.copy(config)
-        one.epochs = int(phase_epochs[0])
-        one.warmup = min(int(config.warmup), one.epochs)
-        one.patience = one.epochs
+        one.epochs, one.patience = phase_epochs[0], phase_epochs[0]
+        one.warmup = min(config.warmup, one.epochs)
         if phase_one_beta is not None:
             one.beta = float(phase_one_beta)
         two = copy.copy(config)
-        two.epochs, two.warmup, two.beta, two.patience = int(phase_epochs[1]), 0, 1.0, int(phase_epochs[1])
+        two.epochs, two.warmup, two.beta = phase_epochs[1], 0, 1.0
         self.configs = (one, two)
-        self.trainer = self._phase_trainer(1)
+        self.phase_epochs = phase_epochs
+        self.num_periods = sum(phase_epochs)
         self.phase = 1
+        self.inner = self._phase_strategy(1)
 
-    def _phase_trainer(self, phase):
-        params = self.model.phase_parameters(phase)
+    def _phase_strategy(self, phase):
         cfg = self.configs[phase - 1]
-        with _frozen_ok():
-            return Trainer(self.model, self.dataset, cfg, self.out / f"phase{phase}", objective=self.objective,
-                           optimizer=torch.optim.Adam(params, lr=cfg.lr))
+        return SVIStrategy(self.model, self.dataset, cfg, objective=self.objective,
+                           parameters=self.model.phase_parameters(phase),
+                           epoch_offset=0 if phase == 1 else self.phase_epochs[0])
 
-    def _switch(self):
-        self.model.start_phase_two(self.dataset.train.to(self.trainer.device), seed=self.config.seed)
-        for p in self.model.phase_parameters(1):
-            p.requires_grad_(False)
-        self.trainer = self._phase_trainer(2)
+    def setup(self):
+        self.inner.setup()
+
+    def _switch(self, fit=True):
+        if fit:
+            self.model.start_phase_two(self.dataset.train.to(self.inner.device), seed=self.config.seed)
+        self._freeze()
+        self.inner = self._phase_strategy(2)
+        with frozen_ok():
+            self.inner.setup()
         self.phase = 2
 
-    @property
-    def epoch(self):
-        """Epochs done over both phases."""
-        return self.trainer.epoch + (self.configs[0].epochs if self.phase == 2 else 0)
+    def stage(self, period):
+        return "phase1" if period < self.phase_epochs[0] else "phase2"
 
-    @property
-    def best(self):
-        """Best validation ELBO of the current phase (phase two's once it has started)."""
-        return self.trainer.best
+    def patience(self, period):
+        return None if period < self.phase_epochs[0] else self.configs[1].patience
 
-    @property
-    def best_epoch(self):
-        """Epoch (counted over both phases) of :attr:`best`."""
-        return self.trainer.best_epoch + (self.configs[0].epochs if self.phase == 2 else 0)
+    def _freeze(self, frozen=True):
+        for p in self.model.phase_parameters(1):
+            p.requires_grad_(not frozen)
 
-    def resume(self):
-        """Continue a killed run: in phase two from ``phase2/checkpoints/last.pt`` (its model
-        state holds the RBF centres), else phase one from its last checkpoint."""
-        if (self.out / "phase2" / "checkpoints" / "last.pt").exists():
+    def finish(self):
+        """Unfreeze the phase-one parameters: the trained model behaves like a fresh one."""
+        self._freeze(False)
+
+    def train_period(self, period):
+        if period >= self.phase_epochs[0] and self.phase == 1:
             self._switch()
-            self.trainer.resume()
-        elif (self.out / "phase1" / "checkpoints" / "last.pt").exists():
-            self.trainer.resume()
-        return self
+        elif self.phase == 2:
+            self._freeze()
+        with frozen_ok():
+            record = self.inner.train_period(period - (0 if self.phase == 1 else self.phase_epochs[0]))
+        return {**record, "phase": self.phase}
 
-    def fit(self):
-        """Run what is left of both phases; returns the result dict of :meth:`Trainer.fit` for
-        phase two, with ``phase_one`` holding phase one's and ``epochs`` counted over both."""
-        first = None
-        if self.phase == 1:
-            first = self.trainer.fit()
-            self._switch()
-        with _frozen_ok():
-            result = self.trainer.fit()
-        result = dict(result, epochs=self.epoch, best_epoch=self.best_epoch)
-        if first is not None:
-            result["phase_one"] = first
-        (self.out / "phases.json").write_text(json.dumps({"phase_epochs": [c.epochs for c in self.configs],
-                                                          "phase_one_beta": self.configs[0].beta}) + "\n")
-        return result
+    def validate(self):
+        with frozen_ok():
+            return self.inner.validate()
 
-    def load_best(self):
-        """Load phase two's best checkpoint (or phase one's before the switch)."""
-        return self.trainer.load_best()
+    def progress(self, period):
+        return {"epoch": period}
 
-    def seconds_per_epoch(self):
-        """Mean training seconds per epoch of each phase, from the metrics files: ``(s1, s2)``."""
+    def set_lr(self, lr, group=None):
+        """Set the learning rate of the current phase's optimiser."""
+        self.inner.set_lr(lr, group)
+
+    def state_dict(self):
+        return {"phase": self.phase, "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state, model_state):
+        if state["phase"] == 2 and self.phase == 1:
+            self.model.load_state_dict(model_state)  # holds the RBF centres: no k-means needed
+            self._switch(fit=False)
+        self.inner.load_state_dict(state["inner"], model_state)
+
+    def seconds_per_epoch(self, history) -> tuple:
+        """Mean training seconds per epoch of each phase, from the loop's metric records."""
         out = []
         for phase in (1, 2):
-            path = self.out / f"phase{phase}" / "metrics.jsonl"
-            rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-            out.append(sum(r["seconds"] for r in rows) / len(rows) if rows else float("nan"))
+            rows = [r["seconds"] for r in history if r.get("phase") == phase]
+            out.append(sum(rows) / len(rows) if rows else float("nan"))
         return tuple(out)
 
 
-
 @contextlib.contextmanager
-def _frozen_ok():
+def frozen_ok():
     """Silence Pyro's note that frozen (``requires_grad=False``) module parameters stay out of
     its param store: in phase two that is intended."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not registered in the param store because requires_grad=False")
         yield
+
+

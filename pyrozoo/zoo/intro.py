@@ -1,6 +1,7 @@
-"""Presets of Soft-IntroVAE with a learned prior (../shared/papers/001). The model is a plain VAE;
-the game is in training (:class:`pyrozoo.inference.introspective.IntroTrainer`, settings from
-:func:`intro_config`)."""
+"""Presets of Athanasiadis, Lindsten & Felsberg (2025), Prior Learning in Introspective VAEs,
+arXiv:2408.13805 (Soft-IntroVAE of Daniel & Tamar (2021), arXiv:2012.13253, with a learned
+prior). The model is a plain VAE; the game is in training
+(:class:`pyrozoo.inference.game.IntroStrategy`, settings from :func:`intro_config`)."""
 
 import math
 
@@ -8,9 +9,9 @@ from pyrozoo.distributions import StandardNormalPrior, make_likelihood
 from pyrozoo.guides import GaussianEncoder
 from pyrozoo.models import VAE, Decoder
 from pyrozoo.zoo.classic import mlp_vae
-from pyrozoo.zoo.registry import register, train_defaults, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, recipe, register, with_prior
 
-#: (beta_rec, beta_kl, beta_neg) per 2D set, paper 001 Table 3 (the authors' grid search); images: §5.2.
+#: (beta_rec, beta_kl, beta_neg) per 2D set, Athanasiadis et al. (2025) Table 3 (the authors' grid search); images: §5.2.
 INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
                "rings": (0.2, 0.2, 0.6), "image": (1.0, 1.0, 256.0)}
 INTRO_PRIORS = ("standard", "mog", "vampprior")
@@ -65,46 +66,63 @@ def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=
     return model
 
 
-_INTRO_DEFAULTS = {"trainer": "introspective", "dataset": "8gaussians", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
-                   "warmup_iterations": 2000, "milestones": (10000, 15000), "learn_prior": False, "clip": False,
-                   "r_entropy": 0.0}
-register("sintrovae", "Soft-IntroVAE with a standard-normal prior (SG; Daniel & Tamar 2021, paper 001 eq. 4)",
-         defaults=_INTRO_DEFAULTS)(with_prior(intro_vae, "standard"))
-register("sintrovae-mog", "Soft-IntroVAE with a mixture-of-Gaussians prior (64/100 components): a VampPrior with "
-         "learned weights in the VAE warm-up, turned into a MoG held fixed in the game (paper 001 MoG+LC)",
-         defaults=_INTRO_DEFAULTS)(with_prior(intro_vae, "vampprior"))
-register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-decoder cooperation: IP + LC + adaptive "
-         "log-variance soft clipping + responsibility-entropy regularisation on images (paper 001 §4)",
-         defaults={**_INTRO_DEFAULTS, "learn_prior": True, "clip": True, "r_entropy": 10.0})(
-             with_prior(intro_vae, "vampprior"))
+_INTRO_DEFAULTS = {"dataset": "8gaussians", "iterations": 30000, "batch_size": 512, "lr": 2e-4,
+                   "warmup_iterations": 2000, "milestones": [10000, 15000], "r_entropy": 0.0,
+                   "likelihood": "gaussian"}
+_REF = ("Athanasiadis, Lindsten & Felsberg (2025), Prior Learning in Introspective VAEs, arXiv:2408.13805; "
+        "Daniel & Tamar (2021), Soft-IntroVAE, arXiv:2012.13253")
+
+
+def _data_defaults(dataset):
+    """§5.1 trains the 2D sets at batch 512 without the responsibility-entropy term; §5.2 the images
+    at batch 32 (Daniel & Tamar's image default) with the preset's r_entropy."""
+    from pyrozoo.data import BOXES
+    return {"batch_size": 512, "r_entropy": 0.0} if dataset in BOXES else {"batch_size": 32}
+
+
+def _register(name, description, prior, learn_prior=False, clip=False, r_entropy=0.0):
+    register(name, description, regime="introspective", defaults={**_INTRO_DEFAULTS, "r_entropy": r_entropy},
+             data_defaults=_data_defaults, binarize=False, learn_prior=learn_prior, clip=clip,
+             report=STANDARD_REPORT + ("intro_images",), report_2d=("density2d",), reference=_REF)(
+                 with_prior(intro_vae, prior))
+
+
+_register("sintrovae", "Soft-IntroVAE with a standard-normal prior (SG; Daniel & Tamar 2021; Athanasiadis et al. "
+          "2025 eq. 4)", "standard")
+_register("sintrovae-mog", "Soft-IntroVAE with a mixture-of-Gaussians prior (64/100 components): a VampPrior with "
+          "learned weights in the VAE warm-up, turned into a MoG held fixed in the game (MoG+LC of Athanasiadis et "
+          "al. 2025)", "vampprior")
+_register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-decoder cooperation: IP + LC + adaptive "
+          "log-variance soft clipping + responsibility-entropy regularisation on images (Athanasiadis et al. 2025 "
+          "§4)", "vampprior", learn_prior=True, clip=True, r_entropy=10.0)
 
 
 def intro_config(name, dataset=None, **overrides):
-    """The :class:`~pyrozoo.inference.introspective.IntroConfig` of an introspective preset for
-    ``dataset`` (a 2D set name takes its Table 3 β's, batch 512 and no entropy term, as §5.1;
-    anything else the image β's of §5.2, batch 32, Daniel & Tamar's image default, and the
-    preset's r_entropy). ``overrides``
-    replace config fields or loss weights (``beta_rec``, ``r_entropy``, ...)."""
+    """The :class:`~pyrozoo.inference.game.IntroConfig` of an introspective preset on ``dataset``
+    (a 2D set takes its Table 3 β's, batch 512 and no entropy term, as §5.1; anything else the
+    image β's of §5.2, batch 32 and the preset's r_entropy). ``overrides`` replace config fields
+    or loss weights (``iterations``, ``beta_rec``, ``r_entropy``, ...)."""
     from dataclasses import fields
 
-    from pyrozoo.inference.introspective import IntroConfig, IntroLossSettings
-    d = train_defaults(name)
-    if d.get("trainer") != "introspective":
+    from pyrozoo.inference.game import IntroConfig
+    from pyrozoo.inference.introspective import IntroLossSettings
+    r = recipe(name)
+    if r.regime != "introspective":
         raise ValueError(f"preset {name!r} is not trained with the introspective game")
+    d = r.defaults_for(dataset or r.defaults.get("dataset"))
     beta_rec, beta_kl, beta_neg = INTRO_BETAS.get(dataset, INTRO_BETAS["image"])
-    two_d = dataset in INTRO_BETAS and dataset != "image"
-    # §5.1 trains the 2D sets without the responsibility-entropy term; §5.2 adds it for images
-    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": 0.0 if two_d else d["r_entropy"]}
-    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"] if two_d else 32, "lr_encoder": d["lr"], "lr_decoder": d["lr"],
-           "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": d["learn_prior"],
-           "clip": d["clip"]}
+    loss = {"beta_rec": beta_rec, "beta_kl": beta_kl, "beta_neg": beta_neg, "r_entropy": d["r_entropy"]}
+    cfg = {"iterations": d["iterations"], "batch_size": d["batch_size"], "lr_encoder": d["lr"], "lr_decoder": d["lr"],
+           "warmup": d["warmup_iterations"], "milestones": tuple(d["milestones"]), "learn_prior": r.learn_prior,
+           "clip": r.clip}
     loss_names = {f.name for f in fields(IntroLossSettings)}
     cfg_names = {f.name for f in fields(IntroConfig)} - {"loss"}
     for key, value in overrides.items():
         if key in loss_names:
             loss[key] = value
         elif key in cfg_names:
-            cfg[key] = value
+            cfg[key] = tuple(value) if key == "milestones" else value
         else:
-            raise ValueError(f"unknown introspective setting {key!r}")
+            raise ValueError(f"unknown introspective setting {key!r}; choose from "
+                             f"{', '.join(sorted(loss_names | cfg_names))}")
     return IntroConfig(loss=IntroLossSettings(**loss), **cfg).validate()

@@ -1,11 +1,12 @@
-"""Presets of the Riemannian Brownian-motion prior paper (../shared/papers/002): the R-VAE and its
-VAE and VampPrior baselines with the RBF variance network."""
+"""Presets of Kalatzis, Eklund, Arvanitidis & Hauberg (2020), Variational Autoencoders with
+Riemannian Brownian Motion Priors, arXiv:2002.05227: the R-VAE and its VAE and VampPrior
+baselines with the RBF variance network."""
 
 import math
 
 from pyrozoo.guides import GaussianEncoder
 from pyrozoo.nn import MLP
-from pyrozoo.zoo.registry import register, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, register, with_prior
 from pyrozoo.zoo.vampprior import make_prior
 
 
@@ -52,11 +53,17 @@ def riemannian_vae(event_shape, prior="heat", z_dim=2, hidden=(300, 300), num_ce
 
 
 # Appendix C.1: 100 + 200 epochs, Adam 1e-3, batch 100; continuous data.
-_RVAE_DEFAULTS = {"phases": (100, 200), "lr": 1e-3, "batch_size": 100, "binarize": False, "likelihood": "gaussian"}
+_RVAE_DEFAULTS = {"phase_epochs": [100, 200], "lr": 1e-3, "batch_size": 100, "likelihood": "gaussian"}
+_REF = ("Kalatzis, Eklund, Arvanitidis & Hauberg (2020), Variational Autoencoders with Riemannian Brownian Motion "
+        "Priors, arXiv:2002.05227")
+_REPORT = STANDARD_REPORT + ("geometry",)
 register("rvae", "R-VAE: heat-kernel (Riemannian Brownian-motion) prior and posterior under the decoder's pull-back "
-         "metric, RBF variance network, two-phase training (Kalatzis et al. 2020)",
-         defaults={**_RVAE_DEFAULTS, "warmup": 0, "phase_one_beta": 0.0})(with_prior(riemannian_vae, "heat"))
+         "metric, RBF variance network, two-phase training (Kalatzis et al. 2020)", regime="two-phase",
+         defaults={**_RVAE_DEFAULTS, "warmup": 0}, binarize=False, phase_one_beta=0.0, report=_REPORT,
+         reference=_REF)(with_prior(riemannian_vae, "heat"))
 register("vae-rbf", "VAE baseline of the R-VAE paper: standard-normal prior, RBF variance network, KL warm-up "
-         "then variance phase", defaults={**_RVAE_DEFAULTS, "warmup": 100})(with_prior(riemannian_vae, "standard"))
+         "then variance phase", regime="two-phase", defaults={**_RVAE_DEFAULTS, "warmup": 100}, binarize=False,
+         report=_REPORT, reference=_REF)(with_prior(riemannian_vae, "standard"))
 register("vampprior-rbf", "VampPrior baseline of the R-VAE paper (K=128), RBF variance network, KL warm-up then "
-         "variance phase", defaults={**_RVAE_DEFAULTS, "warmup": 100})(with_prior(riemannian_vae, "vampprior"))
+         "variance phase", regime="two-phase", defaults={**_RVAE_DEFAULTS, "warmup": 100}, binarize=False,
+         report=_REPORT, reference=_REF)(with_prior(riemannian_vae, "vampprior"))

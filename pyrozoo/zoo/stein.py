@@ -1,6 +1,8 @@
-"""Presets of the VAE with a Stein-learned hyperprior (../shared/papers/000), trained by Stein
-Mixture Inference (:class:`pyrozoo.inference.SMI`; the preset's ``smi_options`` and train
-defaults hold M, alpha and the kernel), and its flow-prior baseline."""
+"""Presets of the VAE with a Stein-learned hyperprior (the pyrozoo design card "VAE with a
+Stein-Learned Hyperprior", eqs. 1-6), trained by Stein Mixture Inference (Rønning, Nalisnick,
+Ley, Smyth & Hamelryck (2024), ELBOing Stein: Variational Bayes with Stein Mixture Inference,
+arXiv:2410.22948; :class:`pyrozoo.inference.SMI`; the model's ``smi_options`` hold M, α and the
+kernel), and its flow-prior baseline."""
 
 import math
 
@@ -14,7 +16,7 @@ from pyrozoo.zoo.registry import register
 def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, hidden=None, num_flows=2,
                          flow_hidden=None, conditioning="concat", repulsion_temperature=1.0, kernel="rbf",
                          likelihood="bernoulli", **likelihood_options):
-    """Paper 000: m ~ N(0, I_dm), eps|m ~ N(pad(m), I), z = f_λ(eps) (``num_flows`` affine coupling
+    """The hyperprior VAE (design card eqs. 1-6): m ~ N(0, I_dm), eps|m ~ N(pad(m), I), z = f_λ(eps) (``num_flows`` affine coupling
     layers of ``flow_hidden`` units), x ~ p(x|z) with the MLP decoder of preset ``vae``; guide
     q(m) = Stein mixture of M = ``num_components`` diagonal Gaussians and one encoder q(z|x, m)
     conditioned by ``conditioning`` (``"concat"`` or ``"film"``). ``m_dim`` defaults to z_dim;
@@ -67,9 +69,11 @@ def flow_prior_vae(event_shape, z_dim=None, hidden=None, num_flows=2, flow_hidde
                    likelihood_options=likelihood_options, prior=prior)
 
 
+_REF = ("design card: VAE with a Stein-Learned Hyperprior; Rønning et al. (2024), ELBOing Stein: Variational Bayes "
+        "with Stein Mixture Inference, arXiv:2410.22948")
 register("stein-hyperprior", "VAE with a Stein-learned hyperprior: global m, shared flow p(z|m), q(m) a Stein mixture "
-         "of M=5 Gaussians trained by SMI, m-conditioned encoder (paper 000)",
-         defaults={**_VAE_DEFAULTS, "trainer": "smi", "warmup": 0, "particle_lr": 1e-2, "num_elbo_particles": 1})(
-             stein_hyperprior_vae)
-register("vae-flowprior", "VAE with a flow prior p(z) = f# N(0, I) and no global m (baseline of paper 000)",
-         defaults=_VAE_DEFAULTS)(flow_prior_vae)
+         "of M=5 Gaussians trained by SMI, m-conditioned encoder", regime="smi",
+         defaults={**_VAE_DEFAULTS, "warmup": 0}, report=("predictive_likelihood", "elbo", "figures", "q_m"),
+         reference=_REF)(stein_hyperprior_vae)
+register("vae-flowprior", "VAE with a flow prior p(z) = f# N(0, I) and no global m (baseline of the Stein "
+         "hyperprior)", defaults=_VAE_DEFAULTS, reference=_REF)(flow_prior_vae)

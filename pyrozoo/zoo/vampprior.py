@@ -1,6 +1,7 @@
-"""Presets of the VampPrior paper (../shared/papers/004): prior parts by name, the gated-MLP VAE,
-the two-level HVAE (eqs. 10-15), ConvHVAE and PixelHVAE."""
+"""Presets of Tomczak & Welling (2018), VAE with a VampPrior, arXiv:1705.07120: prior parts by
+name (eq. 9, §3), the gated-MLP VAE, the two-level HVAE (eqs. 10-15), ConvHVAE and PixelHVAE."""
 
+import functools
 import math
 
 from pyrozoo.distributions import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, make_likelihood
@@ -10,7 +11,7 @@ from pyrozoo.guides.hierarchical import JointGaussianEncoder
 from pyrozoo.models import VAE, Decoder
 from pyrozoo.models.hvae import HVAE, JointDecoder
 from pyrozoo.nn import gated_mlp, he_init
-from pyrozoo.zoo.registry import register, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, register, with_prior
 
 PRIORS = ("standard", "mog", "vampprior", "vampprior-data", "vampprior-weighted")
 _LOGVAR = (-6.0, 2.0)  # the authors' hardtanh bounds on log-variances
@@ -122,26 +123,34 @@ def convhvae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_compon
     return HVAE(enc2, enc1, cond, dec, make_prior(prior, z, enc2.params, event_shape, k, data))
 
 
-register("vampprior", "VAE (L=1) with the VampPrior, K=500 learnable pseudo-inputs, gated MLPs (Tomczak & Welling "
-         "2018, eq. 9)", defaults=_VAMP_DEFAULTS)(with_prior(gated_vae, "vampprior"))
-register("vae-mog", "VAE (L=1) with a mixture-of-Gaussians prior, K=500, gated MLPs (VampPrior paper §3)",
-         defaults=_VAMP_DEFAULTS)(with_prior(gated_vae, "mog"))
-register("vampprior-data", "VAE (L=1) with the VampPrior on K=500 fixed random training images (VampPrior paper §4)",
-         defaults=_VAMP_DEFAULTS)(with_prior(gated_vae, "vampprior-data"))
-register("hvae", "two-level HVAE (eqs. 10-15) with a standard-normal prior on z2, gated MLPs",
-         defaults=_VAMP_DEFAULTS)(with_prior(hvae, "standard"))
-register("hvae-vampprior", "two-level HVAE (eqs. 10-15) with the VampPrior on z2 (eq. 12), gated MLPs",
-         defaults=_VAMP_DEFAULTS)(with_prior(hvae, "vampprior"))
+_REF = "Tomczak & Welling (2018), VAE with a VampPrior, arXiv:1705.07120"
+_REPORT = STANDARD_REPORT + ("pseudo_inputs",)
 
 
-register("convhvae-vampprior", "ConvHVAE: two-level HVAE with gated convolutional coders and the VampPrior "
-         "(VampPrior paper §5.1)", defaults=_VAMP_DEFAULTS)(with_prior(convhvae, "vampprior"))
+def _register(name, description, builder, prior, **extra):
+    register(name, description, defaults=_VAMP_DEFAULTS, report=_REPORT, reference=_REF,
+             needs_data=prior == "vampprior-data", **extra)(with_prior(builder, prior))
 
 
+_register("vampprior", "VAE (L=1) with the VampPrior, K=500 learnable pseudo-inputs, gated MLPs (Tomczak & Welling "
+          "2018, eq. 9)", gated_vae, "vampprior")
+_register("vae-mog", "VAE (L=1) with a mixture-of-Gaussians prior, K=500, gated MLPs (VampPrior paper §3)",
+          gated_vae, "mog")
+_register("vampprior-data", "VAE (L=1) with the VampPrior on K=500 fixed random training images (VampPrior paper "
+          "§4)", gated_vae, "vampprior-data")
+_register("hvae", "two-level HVAE (eqs. 10-15) with a standard-normal prior on z2, gated MLPs", hvae, "standard")
+_register("hvae-vampprior", "two-level HVAE (eqs. 10-15) with the VampPrior on z2 (eq. 12), gated MLPs", hvae,
+          "vampprior")
+_register("convhvae-vampprior", "ConvHVAE: two-level HVAE with gated convolutional coders and the VampPrior "
+          "(VampPrior paper §5.1)", convhvae, "vampprior")
+
+
+@functools.wraps(convhvae)
 def _pixelhvae(event_shape, **options):
     options.setdefault("prior", "vampprior")
     return convhvae(event_shape, pixelcnn=True, **options)
 
 
 register("pixelhvae-vampprior", "PixelHVAE: the ConvHVAE with a PixelCNN decoder and the VampPrior "
-         "(VampPrior paper §5.1; slow to sample on a CPU)", defaults=_VAMP_DEFAULTS)(_pixelhvae)
+         "(VampPrior paper §5.1; slow to sample on a CPU)", defaults=_VAMP_DEFAULTS, report=_REPORT,
+         reference=_REF)(_pixelhvae)
