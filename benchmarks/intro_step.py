@@ -27,7 +27,7 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.distributions import DiagonalGaussianMixture
-from pyrozoo.inference.introspective import IntroTrainer
+from pyrozoo.inference import IntroStrategy, TrainingLoop
 
 from results_io import RESULTS, save_results
 
@@ -58,10 +58,10 @@ def step_timings(config, rounds, steps, device):
     preset, build, overrides = CONFIGS[config]
     pyro.set_rng_seed(0)
     model = zoo.build(preset, event_shape=(2,), **build)
-    cfg = zoo.intro_config(preset, "8gaussians", iterations=10 ** 6, warmup=5, milestones=(), quiet=True,
+    cfg = zoo.intro_config(preset, "8gaussians", iterations=10 ** 6, warmup=5, milestones=(), quiet=True, log_every=1,
                            device=str(device), **overrides)
-    trainer = IntroTrainer(model, lambda n: sample_toy("8gaussians", n), cfg)
-    trainer.fit(stop_after=8)
+    trainer = IntroStrategy(model, lambda n: sample_toy("8gaussians", n), cfg)
+    TrainingLoop(trainer).fit(stop_after=8)
     x = sample_toy("8gaussians", cfg.batch_size).to(device)
     with pyro.validation_enabled(False):
         return time_rounds(lambda: trainer.train_step(x), rounds, steps, device)

@@ -18,29 +18,28 @@ def _au(value):
     return ", ".join(f"{k} {v}" for k, v in value.items())
 
 
+def _table(setup, header, rows):
+    """A markdown table under its setup line: ``header`` and each row are lists of cells."""
+    lines = [f"Setup: {setup}.", "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def family_table(res):
     """The classic-family table (benchmarks/vae_family.py)."""
-    lines = [f"Setup: {res['setup']}.", "",
-             "| preset | test log p(x) | ELBO | KL | active units | PSIS k̂ mean | k̂ > 0.7 | s / epoch |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in res["families"].items():
-        lines.append(f"| `{name}` | {r['test_log_likelihood']:.2f} | {r['test_elbo']:.2f} | {r['test_kl']:.2f} | "
-                     f"{_au(r['active_units'])} | {r['psis_khat_mean']:.2f} | {r['psis_khat_above_0.7']:.0%} | "
-                     f"{r['seconds_per_epoch']:.1f} |")
-    return "\n".join(lines)
+    return _table(res["setup"], ["preset", "test log p(x)", "ELBO", "KL", "active units", "PSIS k̂ mean", "k̂ > 0.7",
+                                 "s / epoch"],
+                  [[f"`{name}`", f"{r['test_log_likelihood']:.2f}", f"{r['test_elbo']:.2f}", f"{r['test_kl']:.2f}",
+                    _au(r["active_units"]), f"{r['psis_khat_mean']:.2f}", f"{r['psis_khat_above_0.7']:.0%}",
+                    f"{r['seconds_per_epoch']:.1f}"] for name, r in res["families"].items()])
 
 
 def vampprior_table(res):
     """Table 1 rows (benchmarks/vampprior.py) with the paper's numbers beside ours."""
-    lines = [f"Setup: {res['setup']}.", "",
-             "| configuration | test log p(x) (ours) | paper | ELBO | active units | epochs (best) | s / epoch | device |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in res["configs"].items():
-        paper = r.get("paper_test_log_likelihood")
-        lines.append(f"| {name} | {r['test_log_likelihood']:.2f} | {paper if paper is not None else '–'} | "
-                     f"{r['test_elbo']:.2f} | {_au(r['active_units'])} | {r['epochs']} ({r['best_epoch']}) | "
-                     f"{r['seconds_per_epoch']:.1f} | {r.get('device', 'cpu')} |")
-    return "\n".join(lines)
+    return _table(res["setup"], ["configuration", "test log p(x) (ours)", "paper", "ELBO", "active units",
+                                 "epochs (best)", "s / epoch", "device"],
+                  [[name, f"{r['test_log_likelihood']:.2f}", r.get("paper_test_log_likelihood") or "–",
+                    f"{r['test_elbo']:.2f}", _au(r["active_units"]), f"{r['epochs']} ({r['best_epoch']})",
+                    f"{r['seconds_per_epoch']:.1f}", r.get("device", "cpu")] for name, r in res["configs"].items()])
 
 
 def rvae_table(res):

@@ -33,3 +33,11 @@ def save_entry(path, section, key, value, **fields):
     results.update(fields)
     save_results(path, results)
     return results
+
+
+def start_results(path, section, setup):
+    """The results stored at ``path`` with its ``setup`` line replaced and ``section`` present."""
+    results = load_results(path)
+    results["setup"] = setup
+    results.setdefault(section, {})
+    return results

@@ -24,15 +24,12 @@ import argparse
 import statistics
 import time
 
-import pyro
 import torch
 
-from pyrozoo import zoo
 from pyrozoo.data import load
 from pyrozoo.evaluation import elbo_terms, latent_f1
-from pyrozoo.inference.phases import TwoPhaseTrainer
 
-from common import RESULTS, RUNS, load_results, save_results, train_config
+from common import RESULTS, start_results, save_results, seconds_per_epoch, train_run
 
 MODELS = ("rvae", "vae-rbf", "vampprior-rbf")
 #: Tables 1 (MNIST) and 2 (FashionMNIST): (negative ELBO, Rec, KL) as printed, mean over 10 runs;
@@ -60,26 +57,21 @@ def codes(model, x, batch=1000):
 
 
 def run_one(data, preset, d, seed, args):
-    """Train and evaluate one (model, d, seed); returns its result dict."""
-    pyro.set_rng_seed(seed)
-    model = zoo.build(preset, event_shape=data.event_shape, z_dim=d)
-    cfg = train_config(epochs=sum(args.phases), batch_size=100, lr=1e-3, warmup=args.phases[0] if preset != "rvae"
-                       else 0, seed=seed, device=args.device, quiet=args.quiet)
-    run = RUNS / "rvae" / f"{data.name}-{preset}-d{d}-p{args.phases[0]}_{args.phases[1]}-s{seed}"
-    trainer = TwoPhaseTrainer(model, data, cfg, run, phase_epochs=args.phases,
-                              phase_one_beta=zoo.train_defaults(preset).get("phase_one_beta"))
-    trainer.resume()
+    """Train (resumably, through the public API) and evaluate one (model, d, seed); returns its
+    result dict."""
     start = time.perf_counter()
-    trainer.fit()
-    trainer.load_best()
-    model.eval()
-    s1, s2 = trainer.seconds_per_epoch()
+    run = train_run(preset, data.name, "rvae", f"{data.name}-{preset}-d{d}-p{args.phases[0]}_{args.phases[1]}-s{seed}",
+                    z_dim=d, phase_epochs=list(args.phases), batch_size=100, lr=1e-3,
+                    warmup=args.phases[0] if preset != "rvae" else 0, seed=seed, device=args.device,
+                    quiet=args.quiet, data_dir=args.data_dir)
+    model = run.model.eval()
+    data = run.dataset
     terms = elbo_terms(model, data.test, batch_size=500)
     f1 = latent_f1(codes(model, data.train), data.labels["train"], codes(model, data.test), data.labels["test"],
                    epochs=args.classifier_epochs, seed=seed)
     return {"neg_elbo": -terms["elbo"].mean().item(), "rec": -terms["reconstruction"].mean().item(),
-            "kl": terms["kl"].mean().item(), "f1": f1, "seconds_per_epoch_phase1": round(s1, 2),
-            "seconds_per_epoch_phase2": round(s2, 2), "wall_seconds": round(time.perf_counter() - start, 1),
+            "kl": terms["kl"].mean().item(), "f1": f1, "seconds_per_epoch_phase1": seconds_per_epoch(run, 1),
+            "seconds_per_epoch_phase2": seconds_per_epoch(run, 2), "wall_seconds": round(time.perf_counter() - start, 1),
             "prior_t": model.prior.t.item() if hasattr(model.prior, "t") else None}
 
 
@@ -120,12 +112,11 @@ def main(argv=None):
     dims = [int(v) for v in args.dims.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     out = RESULTS / args.results
-    results = load_results(out)
-    results["setup"] = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
-                        f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
-                        f"by Euclidean reparameterisation, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
-                        f"seeds {seeds}, threads {torch.get_num_threads()}, device {args.device}")
-    results.setdefault("runs", {})
+    setup = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
+             f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
+             f"by Euclidean reparameterisation, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
+             f"seeds {seeds}, threads {torch.get_num_threads()}, device {args.device}")
+    results = start_results(out, "runs", setup)
     for name in args.datasets.split(","):
         data = load(name, data_dir=args.data_dir, binarize=False)
         for d in dims:

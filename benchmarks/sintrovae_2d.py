@@ -46,10 +46,10 @@ import torch
 from pyrozoo import zoo
 from pyrozoo.data.toy2d import sample_toy
 from pyrozoo.evaluation.density2d import evaluate_2d
-from pyrozoo.inference.introspective import IntroTrainer
+from pyrozoo.inference import IntroStrategy, TrainingLoop
 from pyrozoo.plots.density2d import density_plot
 
-from results_io import RESULTS, RUNS, load_results, save_entry, save_results
+from results_io import RESULTS, RUNS, start_results, save_entry, save_results
 
 DATASETS = ("8gaussians", "2spirals", "checkerboard", "rings")
 #: configuration -> (preset, build options, config overrides)
@@ -92,20 +92,20 @@ def run_one(dataset, config, seed, args):
                            warmup=args.iterations if vae_only else args.warmup,
                            milestones=tuple(args.milestones), batch_size=args.batch_size, seed=seed,
                            device=args.device, quiet=args.quiet, kl_samples=args.kl_samples,
-                           checkpoint_every=args.checkpoint_every, log_every=args.log_every, **overrides)
+                           log_every=args.log_every, **overrides)
     out = Path(args.runs) / f"{dataset}-{config}-i{args.iterations}-s{seed}"
-    trainer = IntroTrainer(model, lambda n: sample_toy(dataset, n), cfg, out=out)
+    loop = TrainingLoop(IntroStrategy(model, lambda n: sample_toy(dataset, n), cfg), out)
     if (out / "checkpoints" / "last.pt").exists():
-        trainer.resume()
-        print(f"  resumed at iteration {trainer.step}", flush=True)
+        loop.resume()
+        print(f"  resumed at iteration {loop.strategy.step}", flush=True)
     start = time.perf_counter()
-    trainer.fit()
+    loop.fit()
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(10_000 + seed)
     metrics = evaluate_2d(model, dataset, grid_size=args.grid, kl_samples=args.kl_samples, generator=gen)
     density_plot(model, dataset, path=out / "density.png")  # data, samples, density (Fig. 2 style)
-    result = {"dataset": dataset, "config": config, "seed": seed, "iterations": trainer.step,
+    result = {"dataset": dataset, "config": config, "seed": seed, "iterations": loop.strategy.step,
               "betas": [cfg.loss.beta_rec, cfg.loss.beta_kl, cfg.loss.beta_neg], "warmup": cfg.warmup,
               "milestones": list(cfg.milestones),
               "learn_prior": cfg.learn_prior, "clip": cfg.clip, "r_entropy": cfg.loss.r_entropy,
@@ -147,8 +147,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--kl-samples", type=int, default=100)
     p.add_argument("--grid", type=int, default=1024)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=200)
+    p.add_argument("--log-every", type=int, default=200, help="iterations per metrics record and checkpoint")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
@@ -163,12 +162,11 @@ def main(argv=None):
         p.error(f"unknown data sets/configurations {bad}; choose from {DATASETS} and {tuple(CONFIGS)}")
     args.milestones = [int(m) for m in args.milestones.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = load_results(args.out)
-    results["setup"] = (f"paper 001 §5.1: z=2, MLP 2-256x4, batch {args.batch_size}, Adam 2e-4 both players, lr x0.1 "
-                        f"at the milestones and warm-up of each row, Table 3 betas, alpha 2, gamma 1, "
-                        f"gamma_r 1e-8, K=64, KL with {args.kl_samples} MC samples for mixtures, grid {args.grid}^2 + "
-                        f"12800 data points, 5000-point 100x100 histograms")
-    results.setdefault("runs", {})
+    setup = (f"paper 001 §5.1: z=2, MLP 2-256x4, batch {args.batch_size}, Adam 2e-4 both players, lr x0.1 "
+             f"at the milestones and warm-up of each row, Table 3 betas, alpha 2, gamma 1, "
+             f"gamma_r 1e-8, K=64, KL with {args.kl_samples} MC samples for mixtures, grid {args.grid}^2 + "
+             f"12800 data points, 5000-point 100x100 histograms")
+    results = start_results(args.out, "runs", setup)
     for dataset in datasets:
         for config in configs:
             for seed in seeds:

@@ -30,19 +30,13 @@ configurations with the same budget are skipped and a killed run resumes from
 """
 
 import argparse
-import json
 import time
 
-import pyro
 import torch
 
-from pyrozoo import zoo
 from pyrozoo.data import load
-from pyrozoo.diagnostics import psis_khat
-from pyrozoo.evaluation import active_units, elbo_terms, log_likelihood, predictive_log_likelihood
-from pyrozoo.inference import SMI, Trainer, stein_param_groups
 
-from common import RESULTS, RUNS, load_results, save_results, select_configs, train_config
+from common import RESULTS, start_results, result_of, save_results, select_configs, train_run
 
 #: name -> (preset, extra model options)
 CONFIGS = {
@@ -57,88 +51,24 @@ CONFIGS = {
 PARTICLE_LR = 1e-2
 
 
-def build(name, data, args):
-    """The model of configuration ``name`` on ``data``."""
+def run_config(name, dataset, args):
+    """Train (resumably, through the public API) and evaluate one configuration; returns its result dict."""
     preset, options = CONFIGS[name]
-    return zoo.build(preset, event_shape=data.event_shape, z_dim=args.z_dim, hidden=(300, 300), **options)
-
-
-def train(model, data, cfg, run_dir):
-    """Train (SMI for models with a q(m), the ELBO otherwise), resuming from ``run_dir`` when a
-    killed run left ``checkpoints/last.pt``; returns ``(trainer, seconds_per_epoch)``, best loaded."""
-    if hasattr(model, "q_m"):
-        smi = SMI(model.model, model.guide, num_elbo_particles=1, **model.smi_options)
-        optimizer = torch.optim.Adam(stein_param_groups(model, cfg.lr, PARTICLE_LR))
-        trainer = Trainer(model, data, cfg, run_dir, objective=smi, optimizer=optimizer, valid_objective=smi)
-    else:
-        trainer = Trainer(model, data, cfg, run_dir)
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        trainer.resume()
-    trainer.fit()
-    metrics = run_dir / "metrics.jsonl"
-    seconds = [json.loads(line)["seconds"] for line in metrics.read_text().splitlines() if line]
-    trainer.load_best()
-    return trainer, sum(seconds) / max(len(seconds), 1)
-
-
-@torch.no_grad()
-def q_m_summary(model):
-    """Locs, scales and the minimum pairwise distance of the component means of q(m)."""
-    mix = model.q_m()
-    loc, scale = mix.loc.detach(), mix.log_scale.detach().exp()
-    m = loc.shape[0]
-    dist = torch.cdist(loc, loc)
-    min_dist = dist[~torch.eye(m, dtype=torch.bool, device=loc.device)].min().item() if m > 1 else None
-    return {"q_m_min_pairwise_distance": min_dist, "q_m_loc_norm": loc.norm(dim=-1).tolist(),
-            "q_m_scale_mean": scale.mean(-1).tolist(), "q_m_loc": loc.tolist(), "q_m_scale": scale.tolist()}
-
-
-@torch.no_grad()
-def evaluate(model, data, num_samples, num_points):
-    """Test metrics (see the module docstring)."""
-    model.eval()
-    test = data.test[:num_points] if num_points else data.test
+    tag = f"{dataset}-{name}-z{args.z_dim}-e{args.epochs}-w{args.warmup}-s{args.seed}-{args.device.split(':')[0]}"
     start = time.perf_counter()
-    result = {}
-    terms = elbo_terms(model, data.test)
-    if hasattr(model, "q_m"):
-        pred = predictive_log_likelihood(model, test, num_samples=num_samples)
-        ll = pred["log_likelihood"]
-        result["log_likelihood_kind"] = "predictive (m integrated out under q(m))"
-        # the ELBO averaged over m ~ q(m) on all test points, S = 10 draws (m, z) per point
-        result["test_elbo"] = predictive_log_likelihood(model, data.test, num_samples=10)["elbo"].mean().item()
-        result["test_elbo_one_m_per_batch"] = terms["elbo"].mean().item()
-        result.update(q_m_summary(model))
-    else:
-        ll = log_likelihood(model, test, num_samples=num_samples)
-        result["log_likelihood_kind"] = "importance sampled"
-        result["test_elbo"] = terms["elbo"].mean().item()
-    ll_seconds = time.perf_counter() - start
-    au = active_units(model, data.test)
-    khat = psis_khat(model, data.test[:200], num_samples=1000)
-    result.update({"test_log_likelihood": ll.mean().item(), "log_likelihood_points": len(test),
-                   "log_likelihood_samples": num_samples, "eval_seconds": round(ll_seconds, 1),
-                   "test_kl": terms["kl"].mean().item(), "test_reconstruction": terms["reconstruction"].mean().item(),
-                   "active_units": {k: v["count"] for k, v in au.items()}, "psis_khat_mean": khat.mean().item(),
-                   "psis_khat_above_0.7": float((khat > 0.7).double().mean())})
-    return result
-
-
-def run_config(name, data, args):
-    """Train and evaluate one configuration; returns its result dict."""
-    preset, options = CONFIGS[name]
-    pyro.clear_param_store()
-    pyro.set_rng_seed(args.seed)
-    model = build(name, data, args)
-    cfg = train_config(epochs=args.epochs, batch_size=100, lr=1e-3, warmup=args.warmup, patience=args.patience,
-                       seed=args.seed, device=args.device, quiet=args.quiet)
-    tag = f"{data.name}-{name}-z{args.z_dim}-e{args.epochs}-w{args.warmup}-s{args.seed}-{args.device.split(':')[0]}"
-    start = time.perf_counter()
-    trainer, sec = train(model, data, cfg, RUNS / "stein_hyperprior" / tag)
-    result = {"preset": preset, "options": options, "epochs": trainer.epoch, "best_epoch": trainer.best_epoch,
-              "best_valid_elbo": trainer.best, "seconds_per_epoch": round(sec, 2), "device": args.device,
-              "train_seconds": round(time.perf_counter() - start, 1)}
-    result.update(evaluate(model, data.to(args.device), args.samples, args.test_points))
+    extra = {"particle_lr": PARTICLE_LR} if preset == "stein-hyperprior" else {}
+    run = train_run(preset, dataset, "stein_hyperprior", tag, z_dim=args.z_dim, hidden=[300, 300], epochs=args.epochs,
+                    batch_size=100, lr=1e-3, warmup=args.warmup, patience=args.patience, seed=args.seed,
+                    device=args.device, quiet=args.quiet, data_dir=args.data_dir, **options, **extra)
+    stein = preset == "stein-hyperprior"
+    parts = ("predictive_likelihood", "elbo", "q_m") if stein else ("likelihood", "elbo")
+    report = run.evaluate(num_samples=args.samples, num_points=args.test_points or None, parts=parts)
+    result = {"preset": preset, "options": options, **result_of(run, report),
+              "wall_seconds": round(time.perf_counter() - start, 1),
+              "log_likelihood_kind": "predictive (m integrated out under q(m))" if stein else "importance sampled"}
+    if stein:  # the ELBO averaged over m ~ q(m), as the predictive log-likelihood integrates m out
+        result["test_elbo_one_m_per_batch"] = result["test_elbo"]
+        result["test_elbo"] = result["test_predictive_elbo"]
     return result
 
 
@@ -161,25 +91,24 @@ def main(argv=None):
     args = p.parse_args(argv)
     configs = select_configs(p, args, CONFIGS)
     out = RESULTS / args.results
-    results = load_results(out)
     budget = [args.epochs, args.warmup, args.z_dim, args.samples, args.test_points, args.seed]
-    results["setup"] = (f"dynamic binarisation, MLP coders 300-300 (ReLU), z={args.z_dim} (m_dim = z_dim), flow prior "
-                        f"of 2 affine couplings, batch 100, Adam 1e-3 (q(m) particles 1e-2, SMI with 1 ELBO draw, "
-                        f"RBF kernel), {args.epochs} epochs, warm-up {args.warmup}, best validation epoch evaluated, "
-                        f"log-likelihood S={args.samples} on {args.test_points or 'all'} test points (predictive "
-                        f"for the Stein models), seed {args.seed}, threads {torch.get_num_threads()}, "
-                        f"device {args.device}"
-                        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    results.setdefault("runs", {})
+    setup = (f"dynamic binarisation, MLP coders 300-300 (ReLU), z={args.z_dim} (m_dim = z_dim), flow prior "
+             f"of 2 affine couplings, batch 100, Adam 1e-3 (q(m) particles 1e-2, SMI with 1 ELBO draw, "
+             f"RBF kernel), {args.epochs} epochs, warm-up {args.warmup}, best validation epoch evaluated, "
+             f"log-likelihood S={args.samples} on {args.test_points or 'all'} test points (predictive "
+             f"for the Stein models), seed {args.seed}, threads {torch.get_num_threads()}, "
+             f"device {args.device}"
+             + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    results = start_results(out, "runs", setup)
     for name in args.datasets.split(","):
-        data = load(name, data_dir=args.data_dir, binarize=True)
+        data = load(name, data_dir=args.data_dir, binarize=True)  # only to name the entry (aliases resolved)
         entry = results["runs"].setdefault(data.name, {})
         for config in configs:
             done = entry.get(config)
             if done and done.get("budget") == budget:
                 print(f"{data.name} {config}: already done, skipping", flush=True)
                 continue
-            result = run_config(config, data, args)
+            result = run_config(config, data.name, args)
             result["budget"] = budget
             entry[config] = result
             save_results(out, results)

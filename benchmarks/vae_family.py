@@ -20,39 +20,29 @@ resumes from its checkpoints in ``benchmarks/runs/``.
 import argparse
 import time
 
-import pyro
 import torch
 
 from pyrozoo import zoo
-from pyrozoo.data import load
-from pyrozoo.inference import make_objective
 
-from common import RESULTS, RUNS, evaluate, load_results, save_results, train_config, train_resumable
+from common import RESULTS, start_results, result_of, save_results, train_run
 
 FAMILIES = ("vae", "vae-iaf", "vae-planar", "vae-fullcov", "vae-freebits", "beta-vae", "iwae")
 
 
-def run_family(preset, data, args):
-    """Train and evaluate one family; returns its result dict."""
-    defaults = zoo.train_defaults(preset)
-    pyro.set_rng_seed(args.seed)
-    model = zoo.build(preset, event_shape=data.event_shape, z_dim=40, hidden=(300, 300))
-    objective = make_objective(defaults.get("objective", "elbo"), defaults.get("particles", 1),
-                               free_bits=defaults.get("free_bits"), kl_groups=defaults.get("kl_groups"))
-    cfg = train_config(epochs=args.epochs, batch_size=100, lr=args.lr, warmup=defaults.get("warmup", args.warmup),
-                       beta=defaults.get("beta"), patience=args.epochs, seed=args.seed, device=args.device,
-                       quiet=args.quiet)
-    if defaults.get("warmup", 0):
-        cfg.warmup = min(args.warmup, args.epochs)
-    tag = f"{preset}-e{args.epochs}-s{args.seed}"
+def run_family(preset, args):
+    """Train and evaluate one family through the public API; returns its result dict."""
+    recipe = zoo.recipe(preset)
+    warmup = min(args.warmup, args.epochs) if recipe.defaults.get("warmup", 0) else 0
     start = time.perf_counter()
-    trainer, sec_per_epoch = train_resumable(model, data, cfg, RUNS / "vae_family" / tag, objective=objective)
-    result = {"preset": preset, "description": zoo.presets()[preset], "epochs": trainer.epoch,
-              "best_epoch": trainer.best_epoch, "best_valid_elbo": trainer.best,
-              "seconds_per_epoch": round(sec_per_epoch, 2), "wall_seconds": round(time.perf_counter() - start, 1),
-              "objective": defaults.get("objective", "elbo"), "beta": cfg.beta, "warmup": cfg.warmup}
-    result.update(evaluate(model, data, args.eval_samples, args.eval_points))
-    return result
+    run = train_run(preset, "mnist", "vae_family", f"{preset}-e{args.epochs}-s{args.seed}", z_dim=40,
+                    hidden=[300, 300], epochs=args.epochs, batch_size=100, lr=args.lr, warmup=warmup,
+                    patience=args.epochs, seed=args.seed, device=args.device, quiet=args.quiet,
+                    data_dir=args.data_dir)
+    report = run.evaluate(num_samples=args.eval_samples, num_points=args.eval_points, parts=("likelihood", "elbo"))
+    o = run.config["options"]
+    return {"preset": preset, "description": recipe.description, **result_of(run, report),
+            "wall_seconds": round(time.perf_counter() - start, 1), "objective": o["objective"], "beta": o["beta"],
+            "warmup": o["warmup"], "log_likelihood_samples": args.eval_samples}
 
 
 def main(argv=None):
@@ -85,19 +75,17 @@ def main(argv=None):
         args.eval_samples = args.eval_samples or 100
         args.eval_points = args.eval_points or 1000
     out = args.out or RESULTS / ("vae_family.json" if args.full or args.epochs >= 50 else "vae_family-quick.json")
-    data = load("mnist", data_dir=args.data_dir)
-    results = load_results(out)
-    results["setup"] = (f"dynamic MNIST, MLP 784-300-300, z=40, batch 100, Adam lr {args.lr}, warm-up "
-                        f"{args.warmup} epochs, {args.epochs} epochs, best validation checkpoint, log p(x) with "
-                        f"S={args.eval_samples} on {args.eval_points or 'all'} test points, torch threads "
-                        f"{torch.get_num_threads()}, device {args.device}")
-    results.setdefault("families", {})
+    setup = (f"dynamic MNIST, MLP 784-300-300, z=40, batch 100, Adam lr {args.lr}, warm-up "
+             f"{args.warmup} epochs, {args.epochs} epochs, best validation checkpoint, log p(x) with "
+             f"S={args.eval_samples} on {args.eval_points or 'all'} test points, torch threads "
+             f"{torch.get_num_threads()}, device {args.device}")
+    results = start_results(out, "families", setup)
     for preset in families:
         done = results["families"].get(preset)
         if done and done.get("epochs") == args.epochs and done.get("log_likelihood_samples") == args.eval_samples:
             print(f"{preset}: already done, skipping")
             continue
-        result = run_family(preset, data, args)
+        result = run_family(preset, args)
         results["families"][preset] = result
         save_results(out, results)
         print(f"{preset}: log p(x) {result['test_log_likelihood']:.2f}, ELBO {result['test_elbo']:.2f}, "

@@ -19,40 +19,31 @@ run resumes from ``benchmarks/runs/``.
 import argparse
 import time
 
-import pyro
 import torch
 
-from pyrozoo import zoo
 from pyrozoo.data import load
 
-from common import RESULTS, RUNS, evaluate, load_results, select_configs, train_config, train_resumable
-from results_io import save_entry
+from common import RESULTS, load_results, result_of, save_entry, select_configs, train_run
 
 CONFIGS = {"vae-standard": ("vampprior", "standard"), "vae-vampprior": ("vampprior", "vampprior"),
            "hvae-standard": ("hvae", "standard"), "hvae-mog": ("hvae", "mog"),
            "hvae-vampprior-data": ("hvae", "vampprior-data"), "hvae-vampprior": ("hvae", "vampprior")}
-#: The paper's test log-likelihoods on dynamic MNIST (Table 1; HVAE + VampPrior-data from Table 3).
 PAPER_DYNAMIC_MNIST = {"vae-standard": -84.50, "vae-vampprior": -82.38, "hvae-standard": -82.42,
                        "hvae-vampprior-data": -81.71, "hvae-vampprior": -81.24}
 
 
-def run_config(name, data, args):
-    """Train and evaluate one configuration; returns its result dict."""
+def run_config(name, dataset, args):
+    """Train and evaluate one configuration through the public API; returns its result dict."""
     preset, prior = CONFIGS[name]
-    pyro.set_rng_seed(args.seed)
-    model = zoo.build(preset, event_shape=data.event_shape, prior=prior, num_components=args.pseudo_inputs,
-                      data=data.train if prior == "vampprior-data" else None)
-    cfg = train_config(epochs=args.epochs, batch_size=100, lr=args.lr, warmup=args.warmup, patience=args.patience,
-                       normalize_gradients=args.normalize_gradients, seed=args.seed, device=args.device,
-                       quiet=args.quiet)
-    tag = f"{data.name}-{name}-e{args.epochs}-w{args.warmup}-s{args.seed}"
     start = time.perf_counter()
-    trainer, sec = train_resumable(model, data, cfg, RUNS / "vampprior" / tag)
-    result = {"preset": preset, "prior": prior, "epochs": trainer.epoch, "best_epoch": trainer.best_epoch,
-              "best_valid_elbo": trainer.best, "seconds_per_epoch": round(sec, 2),
-              "wall_seconds": round(time.perf_counter() - start, 1), "device": args.device}
-    result.update(evaluate(model, data, args.eval_samples, args.eval_points))
-    if data.name == "mnist" and name in PAPER_DYNAMIC_MNIST:
+    run = train_run(preset, dataset, "vampprior", f"{dataset}-{name}-e{args.epochs}-w{args.warmup}-s{args.seed}",
+                    prior=prior, num_components=args.pseudo_inputs, epochs=args.epochs, batch_size=100, lr=args.lr,
+                    warmup=args.warmup, patience=args.patience, normalize_gradients=args.normalize_gradients,
+                    seed=args.seed, device=args.device, quiet=args.quiet, data_dir=args.data_dir)
+    report = run.evaluate(num_samples=args.eval_samples, num_points=args.eval_points, parts=("likelihood", "elbo"))
+    result = {"preset": preset, "prior": prior, **result_of(run, report),
+              "wall_seconds": round(time.perf_counter() - start, 1)}
+    if dataset == "mnist" and name in PAPER_DYNAMIC_MNIST:
         result["paper_test_log_likelihood"] = PAPER_DYNAMIC_MNIST[name]
     return result
 
@@ -82,7 +73,7 @@ def main(argv=None):
     args.warmup = args.warmup if args.warmup is not None else full[1]
     args.patience = args.patience or full[2]
     for name in args.datasets.split(","):
-        data = load(name, data_dir=args.data_dir)
+        data = load(name, data_dir=args.data_dir)  # only to name the results file (aliases resolved)
         out = RESULTS / f"vampprior-{data.name}.json"
         done_configs = load_results(out).get("configs", {})
         setup = (f"{data.name} (dynamic binarisation), gated MLPs 300 units, z=40, K={args.pseudo_inputs}, "
@@ -95,7 +86,7 @@ def main(argv=None):
             if done and done.get("budget") == [args.epochs, args.warmup, args.eval_samples]:
                 print(f"{data.name} {config}: already done, skipping")
                 continue
-            result = run_config(config, data, args)
+            result = run_config(config, data.name, args)
             result["budget"] = [args.epochs, args.warmup, args.eval_samples]
             save_entry(out, "configs", config, result, setup=setup)
             print(f"{data.name} {config}: log p(x) {result['test_log_likelihood']:.2f} "

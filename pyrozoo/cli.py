@@ -146,7 +146,8 @@ def _evaluate(args) -> int:
     import pyrozoo
     run = pyrozoo.load(args.run_dir, device=args.device)
     report = run.evaluate(num_samples=args.num_samples, out=args.out, quiet=args.quiet)
-    where = args.out or os.path.join(args.run_dir, "evaluations", f"s{args.num_samples or run.config['options']['eval_samples']}")
+    samples = args.num_samples or run.config["options"]["eval_samples"]
+    where = args.out or os.path.join(args.run_dir, "evaluations", f"s{samples}")
     print(json.dumps(report, indent=2, default=str))
     print(f"written to {where}", file=sys.stderr)
     return 0

@@ -7,4 +7,5 @@ from pyrozoo.data.toy2d import BOXES, sample_toy
 from pyrozoo.data.architectures import decode_types, load_architectures
 from pyrozoo.data.table1 import TABLE1, NumpyUnpickler, load_table1
 
-__all__ = ["decode_types", "load_architectures", "TABLE1", "NumpyUnpickler", "load_table1", "DATASETS", "Dataset", "load", "DataNotFoundError", "data_root", "BOXES", "sample_toy"]
+__all__ = ["decode_types", "load_architectures", "TABLE1", "NumpyUnpickler", "load_table1", "DATASETS", "Dataset",
+           "load", "DataNotFoundError", "data_root", "BOXES", "sample_toy"]

@@ -17,7 +17,8 @@ from pyrozoo.distributions.conditional import ConditionalGaussian
 from pyrozoo.distributions.mixtures import ExpandedMixture
 from pyrozoo.distributions.sequence import LayerSequence, SequenceLikelihood
 
-__all__ = ["AutoregressiveImage", "ConditionalGaussian", "ExpandedMixture", "LayerSequence", "SequenceLikelihood", "HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
+__all__ = ["AutoregressiveImage", "ConditionalGaussian", "ExpandedMixture", "LayerSequence", "SequenceLikelihood",
+           "HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
            "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
            "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
            "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",

@@ -11,5 +11,7 @@ from pyrozoo.evaluation.images import (FeatureNet, classifier_fid, feature_class
 from pyrozoo.evaluation.report import REPORT_PARTS, ReportContext, evaluate_report
 from pyrozoo.evaluation.sequence import sequence_metrics, validity
 
-__all__ = ["FeatureNet", "classifier_fid", "feature_classifier", "frechet_distance", "latent_probes", "REPORT_PARTS", "ReportContext", "evaluate_report", "sequence_metrics", "validity", "latent_f1", "active_units", "distribution_mean", "elbo_terms", "log_likelihood", "evaluate_2d",
-           "grid_normalized_elbo", "histogram_jsd", "histogram_kl", "point_loss", "predictive_log_likelihood"]
+__all__ = ["FeatureNet", "classifier_fid", "feature_classifier", "frechet_distance", "latent_probes", "REPORT_PARTS",
+           "ReportContext", "evaluate_report", "sequence_metrics", "validity", "latent_f1", "active_units",
+           "distribution_mean", "elbo_terms", "log_likelihood", "evaluate_2d", "grid_normalized_elbo", "histogram_jsd",
+           "histogram_kl", "point_loss", "predictive_log_likelihood"]

@@ -69,7 +69,8 @@ def feature_classifier(name, images, labels, epochs=3, batch_size=128, lr=1e-3, 
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     labels = labels.to(images.device).long()
     from tqdm.auto import tqdm
-    for _ in tqdm(range(epochs), disable=not (progress and sys.stderr.isatty()), desc="feature classifier", unit="epoch"):
+    show = progress and sys.stderr.isatty()
+    for _ in tqdm(range(epochs), disable=not show, desc="feature classifier", unit="epoch"):
         perm = torch.randperm(len(images), generator=gen).to(images.device)
         for start in range(0, len(images), batch_size):
             idx = perm[start:start + batch_size]

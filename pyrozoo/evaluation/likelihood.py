@@ -30,7 +30,8 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, p
     out = []
     from tqdm.auto import tqdm
     with pyro.validation_enabled(False):
-        for xb in tqdm(list(_batches(x, batch_size)), disable=not (progress and sys.stderr.isatty()), desc="log p(x)", unit="batch"):
+        show = progress and sys.stderr.isatty()
+        for xb in tqdm(list(_batches(x, batch_size)), disable=not show, desc="log p(x)", unit="batch"):
             acc = None
             remaining = num_samples
             while remaining > 0:

@@ -13,6 +13,7 @@ from pyrozoo.geometry.heat_kernel import HeatKernel
 from pyrozoo.geometry.metric import PullbackMetric, jacobian, log_volume, logdet_psd, mlp_jacobian, pullback_metric
 from pyrozoo.nn.rbf import RBFPrecision, kmeans_centres, rbf_precision_net
 
-__all__ = ["jacobian", "mlp_jacobian", "pullback_metric", "log_volume", "logdet_psd", "PullbackMetric", "CubicSplineCurve",
-           "GeodesicResult", "curve_energy", "curve_length", "segment_sq_lengths", "fit_geodesic", "geodesic",
-           "interpolate", "brownian_motion", "HeatKernel", "RBFPrecision", "rbf_precision_net", "kmeans_centres"]
+__all__ = ["jacobian", "mlp_jacobian", "pullback_metric", "log_volume", "logdet_psd", "PullbackMetric",
+           "CubicSplineCurve", "GeodesicResult", "curve_energy", "curve_length", "segment_sq_lengths", "fit_geodesic",
+           "geodesic", "interpolate", "brownian_motion", "HeatKernel", "RBFPrecision", "rbf_precision_net",
+           "kmeans_centres"]

@@ -33,6 +33,6 @@ def make_encoder(posterior, net, hidden_dim, z_dim, event_dim=1, flow_steps=None
 
 from pyrozoo.guides.hierarchical import JointGaussianEncoder
 
-__all__ = ["JointGaussianEncoder", "HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event", "FlowEncoder", "PlanarParams",
-           "Reverse", "iaf_encoder", "planar_encoder", "FullCovEncoder", "POSTERIORS", "make_encoder", "CONDITIONING",
-           "ConditionalGaussianEncoder", "SteinMixtureGuide"]
+__all__ = ["JointGaussianEncoder", "HeatKernelEncoder", "GaussianEncoder", "distribution_mean", "flatten_event",
+           "FlowEncoder", "PlanarParams", "Reverse", "iaf_encoder", "planar_encoder", "FullCovEncoder", "POSTERIORS",
+           "make_encoder", "CONDITIONING", "ConditionalGaussianEncoder", "SteinMixtureGuide"]

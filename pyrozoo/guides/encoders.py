@@ -1,9 +1,8 @@
 """Encoder parts: q(z|x) as a distribution object, amortised by a network."""
 
-import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from pyrozoo.distributions.conditional import GaussianHead
 
 
 def flatten_event(x, event_dim):
@@ -11,7 +10,14 @@ def flatten_event(x, event_dim):
     return x.reshape(x.shape[: x.dim() - event_dim] + (-1,)) if event_dim else x.unsqueeze(-1)
 
 
-class GaussianEncoder(nn.Module):
+def broadcast_cat(a, b):
+    """``[a, b]`` concatenated on the last dim after broadcasting their batch dims:
+    ``(..., p)`` and ``(..., q)`` -> ``(broadcast(...), p + q)``."""
+    batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    return torch.cat([a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])], -1)
+
+
+class GaussianEncoder(GaussianHead):
     """Diagonal Gaussian q(z|x) = N(mu(x), diag sigma²(x)).
 
     ``net`` maps the flattened data ``(..., D)`` to features ``(..., hidden_dim)``; two linear
@@ -20,29 +26,18 @@ class GaussianEncoder(nn.Module):
     """
 
     def __init__(self, net, hidden_dim, z_dim, event_dim=1, logvar_bounds=None):
-        super().__init__()
+        super().__init__(hidden_dim, z_dim, logvar_bounds)
         self.net = net
-        self.loc = nn.Linear(hidden_dim, z_dim)
-        self.logvar = nn.Linear(hidden_dim, z_dim)
         self.event_dim = int(event_dim)
-        self.z_dim = int(z_dim)
-        self.logvar_bounds = logvar_bounds
 
     def features(self, x):
         """(h ``(..., hidden_dim)``, mu, logvar ``(..., z_dim)``) for data ``(..., *event_shape)``."""
         h = self.net(flatten_event(x, self.event_dim))
-        logvar = self.logvar(h)
-        if self.logvar_bounds is not None:
-            logvar = F.hardtanh(logvar, *self.logvar_bounds)
-        return h, self.loc(h), logvar
+        return (h, *self.heads(h))
 
     def params(self, x):
         """(mu, logvar), each ``(..., z_dim)``, for data ``(..., *event_shape)``."""
         return self.features(x)[1:]
-
-    def forward(self, x):
-        loc, logvar = self.params(x)
-        return dist.Normal(loc, torch.exp(0.5 * logvar), validate_args=False).to_event(1)
 
 
 def distribution_mean(d, num_samples=100):

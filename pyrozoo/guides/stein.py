@@ -3,13 +3,12 @@ encoder q(z|x, m) conditioned on m by concatenation or FiLM."""
 
 import math
 
-import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pyrozoo.distributions.stein_mixture import SteinMixture
-from pyrozoo.guides.encoders import flatten_event
+from pyrozoo.distributions.conditional import GaussianHead
+from pyrozoo.guides.encoders import broadcast_cat, flatten_event
 from pyrozoo.nn.film import FiLM
 
 CONDITIONING = ("concat", "film")
@@ -39,7 +38,7 @@ class SteinMixtureGuide(nn.Module):
         return SteinMixture(self.loc, self.log_scale)
 
 
-class ConditionalGaussianEncoder(nn.Module):
+class ConditionalGaussianEncoder(GaussianHead):
     """q(z|x, m) = N(μ_φ(x, m), diag σ²_φ(x, m)) (paper 000 eqs. 7-8), one network for all m.
 
     ``conditioning="concat"``: ``net`` reads [flatten(x), m] ``(..., D + m_dim)``;
@@ -50,29 +49,15 @@ class ConditionalGaussianEncoder(nn.Module):
     """
 
     def __init__(self, net, hidden_dim, z_dim, m_dim, conditioning="concat", event_dim=1, logvar_bounds=None):
-        super().__init__()
         if conditioning not in CONDITIONING:
             raise ValueError(f"unknown conditioning {conditioning!r}; choose from {', '.join(CONDITIONING)}")
-        self.net, self.conditioning = net, conditioning
-        self.film = FiLM(m_dim, hidden_dim) if conditioning == "film" else None
-        self.loc = nn.Linear(hidden_dim, z_dim)
-        self.logvar = nn.Linear(hidden_dim, z_dim)
-        self.z_dim, self.m_dim, self.event_dim = int(z_dim), int(m_dim), int(event_dim)
-        self.logvar_bounds = logvar_bounds
+        film = FiLM(m_dim, hidden_dim) if conditioning == "film" else None  # initialised before the heads
+        super().__init__(hidden_dim, z_dim, logvar_bounds)
+        self.net, self.conditioning, self.film = net, conditioning, film
+        self.m_dim, self.event_dim = int(m_dim), int(event_dim)
 
     def params(self, x, m):
         """(μ, log σ²), each ``(..., B, z_dim)``."""
         xf = flatten_event(x, self.event_dim)
-        if self.conditioning == "concat":
-            batch = torch.broadcast_shapes(xf.shape[:-1], m.shape[:-1])
-            h = self.net(torch.cat([xf.expand(batch + xf.shape[-1:]), m.expand(batch + m.shape[-1:])], -1))
-        else:
-            h = self.film(self.net(xf), m)
-        logvar = self.logvar(h)
-        if self.logvar_bounds is not None:
-            logvar = F.hardtanh(logvar, *self.logvar_bounds)
-        return self.loc(h), logvar
-
-    def forward(self, x, m):
-        loc, logvar = self.params(x, m)
-        return dist.Normal(loc, torch.exp(0.5 * logvar), validate_args=False).to_event(1)
+        h = self.net(broadcast_cat(xf, m)) if self.conditioning == "concat" else self.film(self.net(xf), m)
+        return self.heads(h)

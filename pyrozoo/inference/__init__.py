@@ -27,11 +27,13 @@ from pyrozoo.inference.loop import Progress, check_finite
 from pyrozoo.inference.rundir import atomic_write, read_json, write_json
 from pyrozoo.inference.traces import get_traces
 
-__all__ = ["kl_to_prior", "prior_noise", "sample_prior", "stop_gradient", "Progress", "check_finite", "atomic_write", "read_json", "write_json", "get_traces", "SCHEDULES", "cyclical", "kl_weight", "FreeBitsELBO", "free_bits_kl", "LatentScaleMessenger",
-           "linear_warmup", "scale_latents", "load_checkpoint", "save_checkpoint", "ELBO", "IWAE", "OBJECTIVES",
-           "elbo_from_traces", "log_weights", "make_objective", "TrainConfig", "SVIStrategy", "TrainingDiverged",
-           "TrainingLoop", "Strategy", "Logger", "check_device", "mean_elbo", "normalize_gradients",
-           "TwoPhaseStrategy", "IntroConfig", "IntroLossSettings", "IntroStrategy", "multistep_lr", "switch_prior",
-           "decoder_loss", "encoder_loss", "vae_loss", "KERNELS", "IMQKernel", "Kernel", "ProbabilityProductKernel",
-           "RBFKernel", "kernel_matrix", "make_kernel", "median_bandwidth", "stein_force", "SMI", "stein_param_groups",
-           "RunDirectory", "RunDirectoryError", "RunLocked", "CheckpointError", "WriteError"]
+__all__ = ["kl_to_prior", "prior_noise", "sample_prior", "stop_gradient", "Progress", "check_finite", "atomic_write",
+           "read_json", "write_json", "get_traces", "SCHEDULES", "cyclical", "kl_weight", "FreeBitsELBO",
+           "free_bits_kl", "LatentScaleMessenger", "linear_warmup", "scale_latents", "load_checkpoint",
+           "save_checkpoint", "ELBO", "IWAE", "OBJECTIVES", "elbo_from_traces", "log_weights", "make_objective",
+           "TrainConfig", "SVIStrategy", "TrainingDiverged", "TrainingLoop", "Strategy", "Logger", "check_device",
+           "mean_elbo", "normalize_gradients", "TwoPhaseStrategy", "IntroConfig", "IntroLossSettings", "IntroStrategy",
+           "multistep_lr", "switch_prior", "decoder_loss", "encoder_loss", "vae_loss", "KERNELS", "IMQKernel",
+           "Kernel", "ProbabilityProductKernel", "RBFKernel", "kernel_matrix", "make_kernel", "median_bandwidth",
+           "stein_force", "SMI", "stein_param_groups", "RunDirectory", "RunDirectoryError", "RunLocked",
+           "CheckpointError", "WriteError"]

@@ -11,4 +11,5 @@ from pyrozoo.models.pixel_decoder import PixelDecoder
 from pyrozoo.models.rvae import GaussianImmersion, RiemannianVAE
 from pyrozoo.models.seqvae import LSTMDecoder, SequenceVAE, seq_vae
 
-__all__ = ["HVAE", "JointDecoder", "PixelDecoder", "GaussianImmersion", "RiemannianVAE", "LSTMDecoder", "SequenceVAE", "seq_vae", "ZooModel", "Decoder", "DATA_DIM", "data_plate", "VAE", "SteinHyperpriorVAE"]
+__all__ = ["HVAE", "JointDecoder", "PixelDecoder", "GaussianImmersion", "RiemannianVAE", "LSTMDecoder", "SequenceVAE",
+           "seq_vae", "ZooModel", "Decoder", "DATA_DIM", "data_plate", "VAE", "SteinHyperpriorVAE"]

@@ -14,7 +14,7 @@ from pyrozoo.data.architectures import HAS_VALUE, MAX_LEN, N_TYPES
 from pyrozoo.distributions.priors import StandardNormalPrior
 from pyrozoo.distributions.sequence import SequenceLikelihood, truncated_normal_sample
 from pyrozoo.guides import distribution_mean, make_encoder
-from pyrozoo.models.base import ZooModel
+from pyrozoo.models.vae import VAE
 from pyrozoo.nn import MLP, LSTMFeatures
 
 
@@ -94,7 +94,7 @@ class LSTMDecoder(nn.Module):
         return rows.reshape(batch + (t_max, d))
 
 
-class SequenceVAE(ZooModel):
+class SequenceVAE(VAE):
     """The sequence VAE (paper 003 §4.1) as a Pyro model/guide pair, with the contract of
     :class:`pyrozoo.models.vae.VAE`.
 
@@ -103,10 +103,6 @@ class SequenceVAE(ZooModel):
     the data plate (dim −1); z may carry particle dims ``(S, B, z_dim)``.
     ``x`` is ``(B, T, K + 1)``.
     """
-
-    def __init__(self, encoder, decoder, prior):
-        super().__init__(decoder, prior)
-        self.encoder = encoder
 
     @pyro_method
     def model(self, x=None, num_data=None, batch_size=None):
@@ -119,16 +115,7 @@ class SequenceVAE(ZooModel):
                 return pyro.sample("x", self.decoder(z, draw, draw=draw))
             return pyro.sample("x", self.decoder(z, x), obs=x)
 
-    @pyro_method
-    def guide(self, x, num_data=None, batch_size=None):
-        """The inference program: ``"z" ~ encoder(x)`` inside the data plate."""
-        with self.plate(x, num_data):
-            return pyro.sample("z", self.encoder(x))
-
-    # conveniences ------------------------------------------------------------------------
-    def encode(self, x):
-        """q(z|x) as a distribution with batch shape ``(B,)``."""
-        return self.encoder(x)
+    # guide(x) and encode(x) are VAE's: "z" ~ encoder(x) inside the data plate
 
     @torch.no_grad()
     def generate(self, z):

@@ -11,5 +11,7 @@ from pyrozoo.nn.conv import as_image_batch
 from pyrozoo.nn.pixelcnn import GatedMaskedConv2d, autoregressive_sample
 from pyrozoo.nn.residual import ResidualBlock, ResidualDecoderNet, ResidualEncoderNet
 
-__all__ = ["as_image_batch", "GatedMaskedConv2d", "autoregressive_sample", "ResidualBlock", "ResidualDecoderNet", "ResidualEncoderNet", "ConvDecoderNet", "ConvEncoderNet", "GatedConv2d", "MaskedConv2d", "PixelCNNDecoderNet", "LSTMFeatures",
-           "MLP", "GatedDense", "gated_mlp", "he_init", "RBFPrecision", "kmeans_centres", "rbf_precision_net", "FiLM"]
+__all__ = ["as_image_batch", "GatedMaskedConv2d", "autoregressive_sample", "ResidualBlock", "ResidualDecoderNet",
+           "ResidualEncoderNet", "ConvDecoderNet", "ConvEncoderNet", "GatedConv2d", "MaskedConv2d",
+           "PixelCNNDecoderNet", "LSTMFeatures", "MLP", "GatedDense", "gated_mlp", "he_init", "RBFPrecision",
+           "kmeans_centres", "rbf_precision_net", "FiLM"]

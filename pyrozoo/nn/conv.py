@@ -14,10 +14,9 @@ flattened ``(..., C*H*W)`` data, as pyrozoo's encoder and likelihood parts expec
 
 import math
 
-import torch
 from torch import nn
 
-from pyrozoo.nn.mlp import GatedDense, he_init
+from pyrozoo.nn.mlp import Gated, GatedDense, he_init
 
 
 def _event_shape(event_shape):
@@ -45,7 +44,7 @@ def as_image_batch(x, event_shape):
     return x.reshape((-1,) + shape), batch
 
 
-class GatedConv2d(nn.Module):
+class GatedConv2d(Gated):
     """Gated convolution ``h(x) * sigmoid(g(x))`` with two ``nn.Conv2d`` ``h`` and ``g`` of equal settings.
 
     The authors' convolutional layer for the ConvHVAE (VampPrior paper §5.1; gating of Dauphin et
@@ -54,17 +53,8 @@ class GatedConv2d(nn.Module):
     """
 
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, dilation=1, activation=None):
-        super().__init__()
-        self.h = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation)
-        self.g = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation)
-        self.activation = activation
-
-    def forward(self, x):
-        """``h(x) * sigmoid(g(x))``: ``(N, in_ch, H, W)`` → ``(N, out_ch, H', W')``."""
-        h = self.h(x)
-        if self.activation is not None:
-            h = self.activation(h)
-        return h * torch.sigmoid(self.g(x))
+        super().__init__(nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation),
+                         nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation), activation)
 
 
 class ConvEncoderNet(nn.Module):

@@ -6,16 +6,14 @@ from torch import nn
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
 
-class GatedDense(nn.Module):
-    """Gated dense layer ``h(x) * sigmoid(g(x))`` (Dauphin et al. 2017; VampPrior paper §5.1).
+class Gated(nn.Module):
+    """``h(x) * sigmoid(g(x))`` for two layers ``h`` and ``g`` of equal output shape (gated linear
+    units, Dauphin et al. 2017; Tomczak & Welling 2018, arXiv:1705.07120, §5.1). ``activation``
+    (a module, optional) is applied to ``h(x)`` before gating."""
 
-    Input ``(..., in_features)``, output ``(..., out_features)``.
-    """
-
-    def __init__(self, in_features, out_features, activation=None):
+    def __init__(self, h, g, activation=None):
         super().__init__()
-        self.h = nn.Linear(in_features, out_features)
-        self.g = nn.Linear(in_features, out_features)
+        self.h, self.g = h, g
         self.activation = activation
 
     def forward(self, x):
@@ -23,6 +21,13 @@ class GatedDense(nn.Module):
         if self.activation is not None:
             h = self.activation(h)
         return h * torch.sigmoid(self.g(x))
+
+
+class GatedDense(Gated):
+    """Gated dense layer: input ``(..., in_features)``, output ``(..., out_features)``."""
+
+    def __init__(self, in_features, out_features, activation=None):
+        super().__init__(nn.Linear(in_features, out_features), nn.Linear(in_features, out_features), activation)
 
 
 class MLP(nn.Sequential):

@@ -29,6 +29,18 @@ def log_volume_grid(model, lo, hi, n=80, batch=2000):
     return xs.cpu(), ys.cpu(), vol.reshape(n, n).cpu()
 
 
+def _canvas(model, pts, codes, figsize, rect, n=60):
+    """A figure whose main axes (at ``rect``) show the volume measure over the box of ``pts``
+    ``(M, 2)``, with ``codes`` as faint dots; returns ``(fig, ax)``."""
+    lo, hi = _box(pts)
+    fig = plt.figure(figsize=figsize)
+    ax = fig.add_axes(rect)
+    _background(ax, model, lo, hi, n)
+    if codes is not None:
+        ax.scatter(codes[:, 0].cpu(), codes[:, 1].cpu(), s=2, c="w", alpha=0.3)
+    return fig, ax
+
+
 def _background(ax, model, lo, hi, n):
     xs, ys, vol = log_volume_grid(model, lo, hi, n)
     im = ax.imshow(vol, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis", aspect="auto")
@@ -62,12 +74,7 @@ def interpolation_plot(model, z0, z1, codes=None, path=None, n=10, **geodesic_kw
     line = z0[None] + t[:, None] * (z1 - z0)[None]
     dense_geo = res.curve(torch.linspace(0, 1, 100, dtype=z0.dtype, device=z0.device))[0].cpu()
     pts = torch.cat([geo, line] + ([codes] if codes is not None else [])).detach().cpu()
-    lo, hi = _box(pts)
-    fig = plt.figure(figsize=(8, 7))
-    ax = fig.add_axes([0.08, 0.35, 0.84, 0.6])
-    _background(ax, model, lo, hi, 60)
-    if codes is not None:
-        ax.scatter(codes[:, 0].cpu(), codes[:, 1].cpu(), s=2, c="w", alpha=0.3)
+    fig, ax = _canvas(model, pts, codes, (8, 7), [0.08, 0.35, 0.84, 0.6])
     ax.plot(dense_geo[:, 0], dense_geo[:, 1], "r-", lw=2, label=f"geodesic (length {res.length.item():.2f})")
     ax.plot(line[:, 0].cpu(), line[:, 1].cpu(), "w--", lw=2,
             label=f"straight line (length {res.straight_length.item():.2f})")
@@ -93,12 +100,7 @@ def brownian_plot(model, path=None, num_walks=3, num_steps=200, t=None, codes=No
     with torch.enable_grad():
         paths = model.brownian_walk(num_walks, num_steps=num_steps, t=t, generator=generator).detach()
     pts = torch.cat([paths.reshape(-1, 2)] + ([codes] if codes is not None else [])).cpu()
-    lo, hi = _box(pts)
-    fig = plt.figure(figsize=(8, 6.5))
-    ax = fig.add_axes([0.08, 0.25, 0.84, 0.7])
-    _background(ax, model, lo, hi, 60)
-    if codes is not None:
-        ax.scatter(codes[:, 0].cpu(), codes[:, 1].cpu(), s=2, c="w", alpha=0.3)
+    fig, ax = _canvas(model, pts, codes, (8, 6.5), [0.08, 0.25, 0.84, 0.7])
     for walk in paths.cpu():
         ax.plot(walk[:, 0], walk[:, 1], "-", lw=1)
     t_val = float(t) if t is not None else float(getattr(model.prior, "t", torch.tensor(1.0)))

@@ -11,7 +11,8 @@ from pyrozoo.models import VAE, Decoder
 from pyrozoo.zoo.classic import mlp_vae
 from pyrozoo.zoo.registry import STANDARD_REPORT, recipe, register, with_prior
 
-#: (beta_rec, beta_kl, beta_neg) per 2D set, Athanasiadis et al. (2025) Table 3 (the authors' grid search); images: §5.2.
+#: (beta_rec, beta_kl, beta_neg) per 2D set, Athanasiadis et al. (2025) Table 3 (the authors' grid
+#: search); images: §5.2.
 INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
                "rings": (0.2, 0.2, 0.6), "image": (1.0, 1.0, 256.0)}
 INTRO_PRIORS = ("standard", "mog", "vampprior")

@@ -56,7 +56,7 @@ def riemannian_vae(event_shape, prior="heat", z_dim=2, hidden=(300, 300), num_ce
 _RVAE_DEFAULTS = {"phase_epochs": [100, 200], "lr": 1e-3, "batch_size": 100, "likelihood": "gaussian"}
 _REF = ("Kalatzis, Eklund, Arvanitidis & Hauberg (2020), Variational Autoencoders with Riemannian Brownian Motion "
         "Priors, arXiv:2002.05227")
-_REPORT = STANDARD_REPORT + ("geometry",)
+_REPORT = STANDARD_REPORT + ("latent_f1", "geometry")
 register("rvae", "R-VAE: heat-kernel (Riemannian Brownian-motion) prior and posterior under the decoder's pull-back "
          "metric, RBF variance network, two-phase training (Kalatzis et al. 2020)", regime="two-phase",
          defaults={**_RVAE_DEFAULTS, "warmup": 0}, binarize=False, phase_one_beta=0.0, report=_REPORT,

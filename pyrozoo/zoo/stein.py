@@ -16,7 +16,8 @@ from pyrozoo.zoo.registry import register
 def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, hidden=None, num_flows=2,
                          flow_hidden=None, conditioning="concat", repulsion_temperature=1.0, kernel="rbf",
                          likelihood="bernoulli", **likelihood_options):
-    """The hyperprior VAE (design card eqs. 1-6): m ~ N(0, I_dm), eps|m ~ N(pad(m), I), z = f_λ(eps) (``num_flows`` affine coupling
+    """The hyperprior VAE (design card eqs. 1-6): m ~ N(0, I_dm), eps|m ~ N(pad(m), I),
+    z = f_λ(eps) (``num_flows`` affine coupling
     layers of ``flow_hidden`` units), x ~ p(x|z) with the MLP decoder of preset ``vae``; guide
     q(m) = Stein mixture of M = ``num_components`` diagonal Gaussians and one encoder q(z|x, m)
     conditioned by ``conditioning`` (``"concat"`` or ``"film"``). ``m_dim`` defaults to z_dim;
