@@ -57,15 +57,18 @@ def _add_option(parser, option):
     if option.kind == "bool":
         parser.add_argument(*names, action="store_true", **kw)
         return
+    kw["metavar"] = {"int": "N", "float": "X", "path": "DIR", "ints": "A,B"}.get(option.kind, "NAME")
     if option.kind == "ints":
         kw["type"] = _ints(names[0])
-        kw["metavar"] = "A,B"
     elif option.kind in ("int", "float"):
         kw["type"] = _number(int if option.kind == "int" else float, names[0])
     accepted = choices(option)
     if accepted:
         kw["choices"] = accepted
-        kw["metavar"] = "|".join(accepted) if len(accepted) <= 5 else None
+        if len(accepted) <= 5:
+            kw["metavar"] = "|".join(accepted)
+        else:
+            kw["help"] += f" (one of {', '.join(accepted)})"
     parser.add_argument(*names, **kw)
 
 
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--num-samples", type=_number(int, "--num-samples"), default=None,
                    help="importance samples S (default: the run's eval_samples)")
+    e.add_argument("--num-points", type=_number(int, "--num-points"), default=None,
+                   help="test points of the log-likelihood (default: the run's eval_points, else all)")
     e.add_argument("--out", help="folder for evaluation.json and figures (default RUN_DIR/evaluations/sS)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--quiet", action="store_true")
@@ -145,7 +150,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import pyrozoo
     run = pyrozoo.load(args.run_dir, device=args.device)
-    report = run.evaluate(num_samples=args.num_samples, out=args.out, quiet=args.quiet)
+    report = run.evaluate(num_samples=args.num_samples, num_points=args.num_points, out=args.out, quiet=args.quiet)
     samples = args.num_samples or run.config["options"]["eval_samples"]
     where = args.out or os.path.join(args.run_dir, "evaluations", f"s{samples}")
     print(json.dumps(report, indent=2, default=str))

@@ -149,3 +149,24 @@ def test_trainer_specific_flags_are_refused(tmp_path, capsys):
     assert "channels is not an option of preset 'vae'" in capsys.readouterr().err
     assert main(["train", "sintrovae", "--milestones", "ten", "--out", str(tmp_path / "f")]) == 2
     assert not any((tmp_path / n).exists() for n in "abcdef")
+
+
+def test_the_readme_usage_block_lists_exactly_the_parser_flags():
+    import re
+    from pathlib import Path
+
+    from pyrozoo.cli import build_parser
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    for command in ("train", "evaluate", "sample"):
+        lines = block.split(f"pyrozoo {command}", 1)[1].split("\npyrozoo ", 1)[0]
+        documented = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", lines))
+        sub = build_parser()._subparsers._group_actions[0].choices[command]
+        flags = {s for a in sub._actions for s in a.option_strings if s not in ("-h", "--help")}
+        primary = {a.option_strings[0] for a in sub._actions if a.option_strings and a.option_strings[0] != "-h"}
+        assert documented <= flags, (command, documented - flags)
+        assert primary <= documented, (command, primary - documented)
+        # every documented choice list is the parser's
+        for flag, listed in re.findall(r"(--[\w-]+) ([a-z][\w-]*(?:\|[\w-]+)+)", lines):
+            action = next(a for a in sub._actions if flag in a.option_strings)
+            assert set(listed.split("|")) == set(action.choices), flag
