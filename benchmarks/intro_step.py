@@ -1,4 +1,5 @@
-"""Speed of the Soft-IntroVAE 2D game (paper 001 §5.1) and of the mixture log-density under it.
+"""Speed of the Soft-IntroVAE 2D game (§5.1) of Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in
+Introspective VAEs", TMLR, arXiv:2408.13805, and of the mixture log-density under it.
 
 Two timings, each the median over ``--rounds`` rounds:
 
@@ -113,8 +114,9 @@ def main(argv=None):
     mixture, agree = mixture_timings(args.rounds, args.steps, device)
     ms = lambda v: round(statistics.median(v) * 1e3, 2)  # noqa: E731
     result = {
-        "setup": f"2D game of paper 001 (MLP 2-256x4, batch 512, 8gaussians), adversarial phase; mixture "
-                 f"log-density fwd+bwd for N=51200, K=64, D=2; median of {args.rounds} rounds x {args.steps} calls",
+        "setup": f"2D game of Athanasiadis et al. 2025 (MLP 2-256x4, batch 512, 8gaussians), adversarial phase; "
+                 f"mixture log-density fwd+bwd for N=51200, K=64, D=2; median of {args.rounds} rounds x "
+                 f"{args.steps} calls",
         "device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "pyro": pyro.__version__, "python": platform.python_version(),
         "step_ms": {c: ms(v) for c, v in steps.items()},

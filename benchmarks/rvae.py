@@ -1,5 +1,6 @@
-"""Tables 1, 2, 3 and 6 of Kalatzis et al. (2020): R-VAE against a VAE and a VampPrior VAE that share
-its RBF variance network, on continuous MNIST and FashionMNIST for d = 2, 5, 10.
+"""Tables 1, 2, 3 and 6 of Kalatzis, Eklund, Arvanitidis & Hauberg (2020), "Variational Autoencoders with Riemannian
+Brownian Motion Priors", ICML, arXiv:2002.05227: R-VAE against a VAE and a VampPrior VAE that share its RBF variance
+network, on continuous MNIST and FashionMNIST for d = 2, 5, 10.
 
 Every model has the paper's coders (ELU MLPs 300-300, linear decoder mean, RBF precision network
 with 350 centres and λ = 0.01) and the two-phase schedule of Appendix C.1 (Adam 1e-3, batch 100):

@@ -1,5 +1,7 @@
-"""Table 1 of paper 001 (Soft-IntroVAE with a learned prior): 2D density estimation on 8gaussians,
-2spirals, checkerboard and rings.
+"""Table 1 of Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805
+(Soft-IntroVAE with a learned prior, building on Daniel & Tamar (2021), "Soft-IntroVAE: Analyzing and Improving the
+Introspective Variational Autoencoder", arXiv:2012.13253): 2D density estimation on 8gaussians, 2spirals, checkerboard
+and rings.
 
 Setup of §5.1 / Table 3: MLPs 2→256→256→256→256→2z and back, z = 2, batch 512, Adam 2e-4 for each
 player, learning rate ×0.1 at iterations 10k and 15k, the first 2k iterations a plain β-VAE, 30k
@@ -62,8 +64,8 @@ CONFIGS = {
     "mog-lc": ("sintrovae-mog", {"learn_weights": True}, {}),
     "mog-lc-ip": ("sintrovae-prior", {"learn_weights": True}, {"r_entropy": 0.0}),
 }
-#: Table 1 of paper 001: (gnELBO, KL, JSD) as (mean, std) over five seeds; "2spirals" is the
-#: paper's "25spirals" row, checkerboard its "Checkboard".
+#: Table 1 of Athanasiadis et al. 2025: (gnELBO, KL, JSD) as (mean, std) over five seeds; "2spirals" is
+#: the paper's "25spirals" row, checkerboard its "Checkboard".
 PAPER = {
     "8gaussians": {"vae-sg": ((7.48, .08), (6.94, .81), (17.41, .28)), "sg": ((.51, .15), (1.23, .11), (1.01, .18)),
                    "vamp": ((3.62, .7), (4.46, 5.89), (1.77, 1.56)), "vamp-ip": ((4.8, .34), (2.36, .67), (1.79, .2)),
@@ -162,8 +164,8 @@ def main(argv=None):
         p.error(f"unknown data sets/configurations {bad}; choose from {DATASETS} and {tuple(CONFIGS)}")
     args.milestones = [int(m) for m in args.milestones.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",")]
-    setup = (f"paper 001 §5.1: z=2, MLP 2-256x4, batch {args.batch_size}, Adam 2e-4 both players, lr x0.1 "
-             f"at the milestones and warm-up of each row, Table 3 betas, alpha 2, gamma 1, "
+    setup = (f"Athanasiadis et al. (2025) §5.1: z=2, MLP 2-256x4, batch {args.batch_size}, Adam 2e-4 both players, "
+             f"lr x0.1 at the milestones and warm-up of each row, Table 3 betas, alpha 2, gamma 1, "
              f"gamma_r 1e-8, K=64, KL with {args.kl_samples} MC samples for mixtures, grid {args.grid}^2 + "
              f"12800 data points, 5000-point 100x100 histograms")
     results = start_results(args.out, "runs", setup)

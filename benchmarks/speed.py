@@ -1,6 +1,6 @@
 """Speed of one VAE training step: hand-written PyTorch vs pyrozoo's Pyro objective, same process, same batches.
 
-Setup as in ../shared/FACTS.md: dynamically binarised MNIST, MLP 784-300-300-40 with a mirrored decoder
+Setup: dynamically binarised MNIST, MLP 784-300-300-40 with a mirrored decoder
 (pyrozoo's ``vae`` preset at 28x28), batch 100, Adam 5e-4. Each round times ``--steps`` steps of every
 variant in turn; the figure reported is the median over ``--rounds`` rounds, and the ratio is pyrozoo / plain.
 Pyro's stock ``SVI`` + ``Trace_ELBO`` is timed alongside for context.

@@ -1,4 +1,6 @@
-"""The VAE with a Stein-learned hyperprior (paper 000, issue 6) against its baselines and ablations.
+"""The VAE with a Stein-learned hyperprior (the design card "VAE with a Stein-Learned Hyperprior") against its
+baselines and ablations; q(m) is trained by Stein Mixture Inference (SMI) of Rønning, Nalisnick, Ley, Smyth &
+Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference", arXiv:2410.22948.
 
 Configurations, all with MLP coders 300-300, z = 40, batch 100, Adam 1e-3, no KL warm-up and
 the same number of epochs (early stopping on the validation ELBO, best checkpoint evaluated):

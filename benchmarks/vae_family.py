@@ -1,4 +1,5 @@
-"""The classic family of the VAE notes (003) on dynamically binarised MNIST at one budget.
+"""The classic family of Pavesi (2024), "Variational Auto Encoders" (lecture notes), §4, on dynamically binarised
+MNIST at one budget.
 
 Every family uses the same MLP 784-300-300 coders, z = 40, batch 100, Adam, KL warm-up and the
 same number of epochs (no early stopping, the best validation checkpoint is evaluated):

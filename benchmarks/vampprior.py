@@ -1,4 +1,5 @@
-"""Table 1 of the VampPrior paper (dynamic MNIST rows) and the same configurations on FashionMNIST.
+"""Table 1 of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120 (dynamic MNIST rows), and
+the same configurations on FashionMNIST.
 
 Configurations (all with the authors' gated MLPs of 300 units, z = z1 = z2 = 40, K = 500):
 VAE (L=1) with the standard prior and with the VampPrior; HVAE (L=2) with the standard prior,

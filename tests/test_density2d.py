@@ -1,4 +1,5 @@
-"""The 2D density metrics of paper 001 §5.1: gnELBO, histogram KL and JSD."""
+"""The 2D density metrics of Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in Introspective VAEs", TMLR,
+arXiv:2408.13805, §5.1: gnELBO, histogram KL and JSD."""
 
 import math
 

@@ -1,4 +1,6 @@
-"""Posterior families: full covariance, planar and IAF flows (VAE notes 003 eqs. 24-33)."""
+"""Posterior families: full covariance, planar and IAF flows (Pavesi (2024), "Variational Auto Encoders" (lecture
+notes), eqs. 24-33; Rezende & Mohamed (2015), "Variational Inference with Normalizing Flows", arXiv:1505.05770; Kingma
+et al. (2016), "Improved Variational Inference with Inverse Autoregressive Flow", arXiv:1606.04934)."""
 
 import pytest
 import torch

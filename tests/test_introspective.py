@@ -1,5 +1,7 @@
-"""Soft-IntroVAE with a learned prior (paper 001): the game's losses, soft clipping,
-responsibilities, the VampPrior switch and the training loop."""
+"""Soft-IntroVAE with a learned prior (Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in Introspective
+VAEs", TMLR, arXiv:2408.13805, building on Daniel & Tamar (2021), "Soft-IntroVAE: Analyzing and Improving the
+Introspective Variational Autoencoder", arXiv:2012.13253): the game's losses, soft clipping, responsibilities, the
+VampPrior switch and the training loop."""
 
 import math
 

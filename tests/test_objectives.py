@@ -1,4 +1,6 @@
-"""Free bits (notes 003 eq. 14), β and KL schedules, IWAE as a training objective."""
+"""Free bits (Pavesi (2024), "Variational Auto Encoders" (lecture notes), eq. 14; Kingma et al. (2016), "Improved
+Variational Inference with Inverse Autoregressive Flow", arXiv:1606.04934), β and KL schedules, IWAE (Burda, Grosse &
+Salakhutdinov (2016), "Importance Weighted Autoencoders", arXiv:1509.00519) as a training objective."""
 
 import json
 

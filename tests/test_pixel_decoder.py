@@ -1,4 +1,5 @@
-"""The autoregressive PixelCNN decoder part (pyrozoo.models.pixel_decoder) and its use in the HVAE."""
+"""The autoregressive PixelCNN decoder part (pyrozoo.models.pixel_decoder) and its use in the HVAE of Tomczak &
+Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120."""
 
 import itertools
 import math
@@ -101,7 +102,7 @@ def test_pixel_vae_and_pixel_hvae_train_and_sample():
     enc = GaussianEncoder(ConvEncoderNet(shape, hidden=16, channels=(4, 4, 4, 4, 2)), 16, z_dim, event_dim=3,
                           logvar_bounds=(-6.0, 2.0))
     vae = VAE(enc, pixel_decoder(shape, lik, cond_dim=z_dim), VampPrior(z_dim, enc.params, shape, 5))
-    # two-level HVAE (VampPrior paper eqs. 10-15) with the PIXELHVAE decoder p(x|z1, z2)
+    # two-level HVAE (Tomczak & Welling 2018, eqs. 10-15) with the PIXELHVAE decoder p(x|z1, z2)
     enc2 = GaussianEncoder(ConvEncoderNet(shape, hidden=None, channels=(4, 4, 4, 4, 2)), 8, z_dim, event_dim=3,
                            logvar_bounds=(-6.0, 2.0))
     enc1 = JointGaussianEncoder(ConvEncoderNet(shape, hidden=None, channels=(4, 4, 4, 4, 2), kernel_sizes=(3,) * 5),

@@ -1,4 +1,5 @@
-"""The sequence VAE of paper 003 §4.1: architecture data, the LayerSequence likelihood, the model/guide pair."""
+"""The sequence VAE of Pavesi (2024), "Variational Auto Encoders" (lecture notes), §4.1: architecture data, the
+LayerSequence likelihood, the model/guide pair."""
 
 import math
 
@@ -325,7 +326,7 @@ def test_follows_dtype():
 
 @pytest.mark.parametrize("posterior", ["fullcov", "planar", "iaf"])
 def test_sequence_vae_takes_every_posterior_family(posterior):
-    """003 §4 runs the same decoder under diagonal, full-covariance, planar and IAF posteriors."""
+    """Pavesi 2024 notes §4 run the same decoder under diagonal, full-covariance, planar and IAF posteriors."""
     from pyrozoo.evaluation import log_likelihood
     from pyrozoo.inference import IWAE
     torch.manual_seed(0)

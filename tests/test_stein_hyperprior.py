@@ -1,4 +1,6 @@
-"""The Stein-hyperprior VAE (paper 000): its parts, its Pyro programs, SMI on it, evaluation and ArviZ."""
+"""The Stein-hyperprior VAE of the design card "VAE with a Stein-Learned Hyperprior": its parts, its Pyro programs,
+Stein Mixture Inference (SMI; Rønning, Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes
+with Stein Mixture Inference", arXiv:2410.22948) on it, evaluation and ArviZ."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Generated descriptions of neural-network architectures: the data of the sequence VAE (paper 003 §4.1).
+"""Generated descriptions of neural-network architectures: the data of the sequence VAE of Pavesi (2024), "Variational
+Auto Encoders" (lecture notes), §4.1.
 
 A description is a variable-length sequence of layers. One layer is a row of ``n_types + 1``
 numbers: a one-hot layer type (:data:`LAYER_TYPES`) and one feature value in [0, 1] (the

@@ -87,8 +87,8 @@ def load(name, data_dir=None, download=False, binarize=None, seed=0):
     - ``8gaussians``, ``2spirals``, ``checkerboard``, ``rings``: generated 2D points
       (20k/5k/5k, the generator seeded by ``seed``).
     - ``static-mnist``, ``omniglot``, ``caltech101``, ``frey-faces``, ``histopathology``: the other
-      data sets of the VampPrior paper's Table 1, read from their usual files under the data root
-      (see :mod:`pyrozoo.data.table1`).
+      data sets of Table 1 of Tomczak & Welling (2018), arXiv:1705.07120, read from their usual files under the
+      data root (see :mod:`pyrozoo.data.table1`).
     - ``architectures``: generated neural-network descriptions as padded layer sequences
       ``(N, T, 9)`` (4000/500/500; see :mod:`pyrozoo.data.architectures`).
 

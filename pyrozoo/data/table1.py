@@ -1,4 +1,5 @@
-"""The other image data sets of the VampPrior paper's Table 1 (Tomczak & Welling, 2018).
+"""The other image data sets of Table 1 of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
+arXiv:1705.07120.
 
 Static MNIST, OMNIGLOT, Caltech 101 Silhouettes, Frey Faces and Histopathology patches, read
 from the files the VampPrior authors point to (their appendix, §8), each kept in its own

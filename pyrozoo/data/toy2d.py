@@ -1,4 +1,5 @@
-"""The four 2D toy sets of the Soft-IntroVAE density benchmark (paper 001 §5.1).
+"""The four 2D toy sets of the Soft-IntroVAE density benchmark (§5.1) of Athanasiadis, Lindsten & Felsberg (2025),
+"Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805.
 
 Each generator returns a ``(n, 2)`` float tensor. Randomness comes from ``generator`` (a
 ``torch.Generator``) or the global torch RNG.

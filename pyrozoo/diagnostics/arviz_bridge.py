@@ -60,7 +60,8 @@ def psis_khat(model, x, num_samples=1000):
 
     k̂ < 0.5: the guide's importance weights are reliable; 0.5–0.7: usable with care;
     > 0.7: q(z|x) misses mass of the posterior for that point. Uses ``arviz.psislw``.
-    For a model with a global latent m (a ``q_m`` part, paper 000) the weights are those of the
+    For a model with a global latent m (a ``q_m`` part, as in the VAE of the design
+    card "VAE with a Stein-Learned Hyperprior") the weights are those of the
     encoder, p(x, z | m)/q(z | x, m) with m ~ q(m): the global log p(m)/q(m) is left out, since it
     is shared by all points and says nothing about q(z|x, m).
     """

@@ -1,4 +1,5 @@
-"""ArviZ views of a Stein mixture q(m) (paper 000 eq. 6): draws per component and pair plots."""
+"""ArviZ views of a Stein mixture q(m) (the design card "VAE with a Stein-Learned Hyperprior", eq. 6): draws per
+component and pair plots."""
 
 import arviz as az
 import numpy as np

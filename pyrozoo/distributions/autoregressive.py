@@ -1,5 +1,6 @@
-"""The distribution of an autoregressive (PixelCNN) decoder: p(x|z) = Π_i p(x_i | x_<i, z)
-(VampPrior paper §5.1, PIXELHVAE; van den Oord et al. 2016, eq. 1).
+"""The distribution of an autoregressive (PixelCNN) decoder: p(x|z) = Π_i p(x_i | x_<i, z) (the PIXELHVAE
+decoder, §5.1, of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120; van den Oord et al.
+2016, eq. 1).
 
 :class:`AutoregressiveImage` scores ``x`` with one teacher-forced pass of the network and samples
 pixel by pixel, so a model can observe ``"x"`` under it like under any other likelihood.

@@ -1,4 +1,5 @@
-"""Flow priors: N(mean, I) pushed through one shared normalising flow f_λ (paper 000 eqs. 2-3).
+"""Flow priors: N(mean, I) pushed through one shared normalising flow f_λ, as in the design card "VAE with a
+Stein-Learned Hyperprior", eqs. 2-3.
 
 :class:`FlowPrior` is the unconditional p(z) = f_λ# N(0, I) (the "flow prior without m"
 baseline); :class:`ConditionalFlowPrior` is p(z|m) = f_λ# N(pad(m), I), where m ``(..., d_m)``
@@ -66,7 +67,7 @@ class FlowPrior(Prior):
 
 
 class ConditionalFlowPrior(Prior):
-    """p_λ(z|m) = f_λ# N(pad(m), I) (paper 000 eqs. 2-3): ``forward(m)`` with m ``(..., m_dim)``
+    """p_λ(z|m) = f_λ# N(pad(m), I) (design card, eqs. 2-3): ``forward(m)`` with m ``(..., m_dim)``
     returns a distribution with batch shape ``m.shape[:-1]`` and event ``(z_dim,)``.
     ``m_dim > z_dim`` is refused."""
 

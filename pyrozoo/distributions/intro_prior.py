@@ -1,5 +1,6 @@
-"""Adaptive log-variance soft clipping and mixture responsibilities (Soft-IntroVAE with a learned
-prior, paper 001 §4.2.2-4.2.3, eqs. 10-11 and appendix C.1)."""
+"""Adaptive log-variance soft clipping and mixture responsibilities of Soft-IntroVAE with a learned prior:
+Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805,
+§4.2.2-4.2.3, eqs. 10-11 and appendix C.1."""
 
 import math
 
@@ -31,7 +32,7 @@ def soft_clip(x, low, high, k=10.0):
 
 class ClippedMixturePrior(MixtureOfGaussiansPrior):
     """A :class:`MixtureOfGaussiansPrior` whose log-variances are read through :func:`soft_clip`
-    once bounds are set (paper 001 §4.2.2: [a_j, b_j] are the min and max component
+    once bounds are set (Athanasiadis et al. 2025, §4.2.2: [a_j, b_j] are the min and max component
     log-variance of latent dimension j when the adversarial phase starts).
 
     ``set_bounds()`` fixes the bounds from the current log-variances (or given ``(D,)`` tensors)

@@ -1,4 +1,8 @@
-"""Prior parts: modules whose ``forward()`` returns a distribution over z with event shape ``(z_dim,)``."""
+"""Prior parts: modules whose ``forward()`` returns a distribution over z with event shape ``(z_dim,)``.
+
+The mixture-of-Gaussians prior and the VampPrior follow Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
+arXiv:1705.07120.
+"""
 
 import pyro.distributions as dist
 import torch
@@ -35,8 +39,8 @@ class StandardNormalPrior(Prior):
 
 
 class MixtureOfGaussiansPrior(Prior):
-    """p(z) = Σ_k π_k N(μ_k, diag σ_k²) with K learnable means and log-variances (VampPrior
-    paper §3 'a comparison to a mixture of Gaussians prior', and §4).
+    """p(z) = Σ_k π_k N(μ_k, diag σ_k²) with K learnable means and log-variances (Tomczak &
+    Welling 2018, §3 'a comparison to a mixture of Gaussians prior', and §4).
 
     ``learn_weights=False`` keeps π uniform (1/K, as in the paper); ``True`` learns softmax
     logits. Means start at N(0, ``init_scale``²), log-variances at 0.
@@ -54,7 +58,7 @@ class MixtureOfGaussiansPrior(Prior):
 
 
 class VampPrior(Prior):
-    """The VampPrior p(z) = Σ_k π_k q(z|u_k) (VampPrior paper eq. 9; weighted version eq. 16).
+    """The VampPrior p(z) = Σ_k π_k q(z|u_k) (Tomczak & Welling 2018, eq. 9; weighted version eq. 16).
 
     ``encode`` maps inputs ``(K, *event_shape)`` to the Gaussian parameters (mu, logvar), each
     ``(K, z_dim)``; it is the *same* encoder as the model's q(z|x) (pass ``encoder.params``),

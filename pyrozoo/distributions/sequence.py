@@ -1,4 +1,5 @@
-"""The likelihood of a layer sequence (paper 003 §4.1): categorical layer types and one value per layer.
+"""The likelihood of a layer sequence in the sequence VAE of Pavesi (2024), "Variational Auto Encoders" (lecture
+notes), §4.1: categorical layer types and one value per layer.
 
 Data are padded tensors ``(N, T, K + 1)``: ``K`` one-hot type columns, then a value in [0, 1];
 the last type column is the ``end`` token; rows after the first ``end`` are all-zero padding.
@@ -34,7 +35,7 @@ def truncated_normal_log_prob(v, loc, scale):
 
 
 class LayerSequence(dist.TorchDistribution):
-    """p(x) for a padded layer sequence ``x`` of event shape ``(T, K + 1)`` (paper 003 §4.1).
+    """p(x) for a padded layer sequence ``x`` of event shape ``(T, K + 1)`` (Pavesi 2024 notes §4.1).
 
     log p(x) = Σ_{t ≤ t_end} [log Categorical(type_t; softmax(type_logits_t))
                               + log TruncNormal_[0,1](value_t; value_loc_t, value_scale)],
@@ -177,7 +178,7 @@ class SequenceLikelihood(nn.Module):
 
     ``forward(out)`` maps the decoder's element-wise linear output ``(..., T, K + 1)`` (type
     logits, then a value logit) to :class:`LayerSequence` with value location sigmoid(value logit)
-    (paper 003 §4.1: softmax on the types, sigmoid on the value). ``valued`` as in
+    (Pavesi 2024 notes §4.1: softmax on the types, sigmoid on the value). ``valued`` as in
     :class:`LayerSequence`.
     """
 

@@ -1,4 +1,6 @@
-"""The equal-weight diagonal Gaussian mixture whose components are Stein particles (paper 000 eq. 6).
+"""The equal-weight diagonal Gaussian mixture whose components are Stein particles: q(m) of the design card "VAE with
+a Stein-Learned Hyperprior", eq. 6, trained by Stein Mixture Inference (SMI) of Rønning, Nalisnick, Ley, Smyth &
+Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference", arXiv:2410.22948.
 
 q(m) = (1/M) Σ_k N(m; a_k, diag s_k²), parameterised by ``loc`` a ``(M, d)`` and ``log_scale``
 log s ``(M, d)``. Sampling a guide site with this distribution marks ``loc`` and ``log_scale`` as
@@ -75,9 +77,9 @@ class ComponentDraws(TorchDistribution):
     Batch shape ``(M,) + (1,) * pad`` (so component k sits at the particle plate's index k),
     event ``(d,)``. ``rsample`` gives m_k = a_k + s_k ε; ``log_prob`` is log q̄(m) =
     logsumexp_j log N(m; a_j, s_j²) − log M with the mixture parameters held constant
-    (stop-gradient; issue 6, per-particle objective). With ``score=True`` the value is the same
-    but the gradient w.r.t. the parameters at the drawn m is added back (the total derivative,
-    as ``Trace_ELBO`` takes it; its mean over all components' draws is zero).
+    (stop-gradient; the per-particle objective L_k of :mod:`pyrozoo.inference.smi`). With
+    ``score=True`` the value is the same but the gradient w.r.t. the parameters at the drawn m is added
+    back (the total derivative, as ``Trace_ELBO`` takes it; its mean over all components' draws is zero).
     """
 
     arg_constraints = {}

@@ -1,6 +1,6 @@
-"""The 2D density metrics of the Soft-IntroVAE benchmark (paper 001 §5.1, Table 1), computed as
-the authors' code does: grid-normalised ELBO (gnELBO), and the histogram KL and JSD between
-real and generated points."""
+"""The 2D density metrics of the Soft-IntroVAE benchmark of Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning
+in Introspective VAEs", TMLR, arXiv:2408.13805 (§5.1, Table 1), computed as the authors' code does: grid-normalised
+ELBO (gnELBO), and the histogram KL and JSD between real and generated points."""
 
 import numpy as np
 import pyro

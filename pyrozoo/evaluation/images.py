@@ -1,4 +1,5 @@
-"""Image metrics of the Soft-IntroVAE experiments (paper 001 §5.2, Tables 2 and 5).
+"""Image metrics of the Soft-IntroVAE experiments (§5.2, Tables 2 and 5) of Athanasiadis, Lindsten & Felsberg (2025),
+"Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805.
 
 * FID(GEN) and FID(REC): the Fréchet distance between Gaussian fits of features of test images and
   of prior samples (GEN) or reconstructions (REC). The paper uses InceptionV3 pool3 features; this

@@ -20,7 +20,8 @@ def _batches(x, batch_size):
 def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, progress=False):
     """log p(x_i) ≈ logsumexp_s [log p(x_i, z_s) − log q(z_s|x_i)] − log S, one value per point: ``(N,)``.
 
-    The estimator of Burda et al. (2016) used in the VampPrior paper §5.2 (S = 5000 there).
+    The estimator of Burda et al. (2016) used by Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
+    arXiv:1705.07120, §5.2 (S = 5000 there).
     Samples are drawn ``chunk_size`` at a time, vectorised in a particle plate, and combined
     by a running logsumexp; it works for any guide (hierarchical, flows) through Pyro traces.
     """

@@ -1,4 +1,5 @@
-"""Reconstruction and validity metrics of the sequence VAE (paper 003 §4.1, Algorithms 1 and 2)."""
+"""Reconstruction and validity metrics of the sequence VAE of Pavesi (2024), "Variational Auto Encoders" (lecture
+notes), §4.1, Algorithms 1 and 2."""
 
 import torch
 

@@ -1,4 +1,5 @@
-"""Posterior-predictive log-likelihood and ELBO of a model with a global latent m (paper 000)."""
+"""Posterior-predictive log-likelihood and ELBO of a model with a global latent m, such as the VAE of the design card
+"VAE with a Stein-Learned Hyperprior" (eqs. 1-8), whose q(m) is a Stein mixture (eq. 6)."""
 
 import math
 
@@ -33,8 +34,8 @@ def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_
     """Per point, the posterior-predictive log-likelihood with m integrated out under q(m), and the ELBO.
 
     log p(x_i | D) ≈ logsumexp_s [log p(x_i, z_s | m_s) − log q(z_s | x_i, m_s)] − log S with
-    m_s ~ q(m), z_s ~ q(z | x_i, m_s) (issue 6, Log-likelihood; an importance estimate of
-    log E_{q(m)} p(x_i | m)). ``elbo`` is E_{q(m) q(z|x,m)}[log p(x_i, z | m) − log q(z | x_i, m)]
+    m_s ~ q(m), z_s ~ q(z | x_i, m_s) (an importance estimate of log E_{q(m)} p(x_i | m), with q(m)
+    the design card's eq. 6). ``elbo`` is E_{q(m) q(z|x,m)}[log p(x_i, z | m) − log q(z | x_i, m)]
     ≤ log-likelihood in expectation (Jensen). Returns ``{"log_likelihood": (N,), "elbo": (N,)}``
     in nats per data point.
     """

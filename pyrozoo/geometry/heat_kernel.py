@@ -1,8 +1,9 @@
 """The Riemannian heat kernel (Brownian-motion transition density) as a Pyro distribution.
 
-Kalatzis et al. (2020) §3: prior and posterior of the R-VAE are heat kernels of Brownian
-motion on the latent manifold with the decoder's pull-back metric, evaluated by the zeroth-order
-parametrix (eq. 3.3) and sampled by a random walk (eq. 3.15).
+Kalatzis, Eklund, Arvanitidis & Hauberg (2020), "Variational Autoencoders with Riemannian Brownian Motion Priors",
+ICML, arXiv:2002.05227, §3: prior and posterior of the R-VAE are heat kernels of Brownian motion on the latent
+manifold with the decoder's pull-back metric, evaluated by the zeroth-order parametrix (eq. 3.3) and sampled by a
+random walk (eq. 3.15).
 """
 
 import math

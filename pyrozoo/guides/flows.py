@@ -1,16 +1,19 @@
-"""Flow posteriors: a diagonal Gaussian q0(z|x) pushed through amortised planar or IAF layers.
+"""Flow posteriors: a diagonal Gaussian q0(z|x) pushed through amortised planar or IAF layers, as in §4.4-4.5 of
+Pavesi (2024), "Variational Auto Encoders" (lecture notes), after Rezende & Mohamed (2015), "Variational Inference
+with Normalizing Flows", arXiv:1505.05770 (planar) and Kingma et al. (2016), "Improved Variational Inference with
+Inverse Autoregressive Flow", arXiv:1606.04934 (IAF).
 
-- Planar flow (Rezende & Mohamed 2015; VAE notes 003 eqs. 26-29): f(z) = z + û tanh(wᵀz + b),
+- Planar flow (Rezende & Mohamed 2015; Pavesi 2024 notes eqs. 26-29): f(z) = z + û tanh(wᵀz + b),
   log|det ∂f/∂z| = log|1 + ûᵀ h'(wᵀz + b) w|, with u, w, b produced per data point by the
   encoder and û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(a) = −1 + softplus(a), so that wᵀû ≥ −1 and
   every layer stays invertible. Uses ``pyro.distributions.transforms.ConditionalPlanar``.
-- Inverse autoregressive flow (Kingma et al. 2016; 003 eqs. 30-33): per step a MADE network
+- Inverse autoregressive flow (Kingma et al. 2016; Pavesi 2024 notes eqs. 30-33): per step a MADE network
   conditioned on the encoder context h gives (m, s); σ = sigmoid(s + 2), z ← σ ⊙ z + (1 − σ) ⊙ m,
   log|det| = Σ log σ (the numerically stable gated update); the variable order is reversed
   between steps. Uses ``ConditionalAffineAutoregressive(..., stable=True)`` over
   ``ConditionalAutoRegressiveNN``.
 
-log q_K(z_K|x) = log q0(z_0|x) − Σ_k log|det ∂f_k/∂z_{k−1}| (003 eq. 18) is what
+log q_K(z_K|x) = log q0(z_0|x) − Σ_k log|det ∂f_k/∂z_{k−1}| (Pavesi 2024 notes eq. 18) is what
 ``TransformedDistribution.log_prob`` computes; flows cannot be inverted in closed form (planar)
 or cheaply (IAF), so densities are evaluated at the guide's own samples, which Pyro caches.
 """

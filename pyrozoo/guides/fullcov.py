@@ -1,4 +1,5 @@
-"""Full-covariance Gaussian q(z|x) through a Cholesky factor (VAE notes 003, eq. 24)."""
+"""Full-covariance Gaussian q(z|x) through a Cholesky factor: Pavesi (2024), "Variational Auto Encoders" (lecture
+notes), §4.3, eq. 24."""
 
 import pyro.distributions as dist
 import torch
@@ -8,7 +9,7 @@ from pyrozoo.guides.encoders import flatten_event
 
 
 class FullCovEncoder(nn.Module):
-    """q(z|x) = N(mu(x), L(x) L(x)ᵀ) with L = L* + diag(sigma) (003 eq. 24).
+    """q(z|x) = N(mu(x), L(x) L(x)ᵀ) with L = L* + diag(sigma) (Pavesi 2024 notes, eq. 24).
 
     ``net`` maps flattened data ``(..., D)`` to features ``(..., hidden_dim)``; linear heads give
     mu ``(z_dim,)``, log sigma² ``(z_dim,)`` and the ``z_dim (z_dim − 1) / 2`` entries of the

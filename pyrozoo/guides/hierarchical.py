@@ -1,12 +1,12 @@
-"""Encoder parts conditioned on data and on a higher latent: q(z1|x, z2) of the two-level VAE
-(VampPrior paper eq. 14)."""
+"""Encoder parts conditioned on data and on a higher latent: q(z1|x, z2) of the two-level VAE (Tomczak & Welling
+(2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120, eq. 14)."""
 
 from pyrozoo.distributions.conditional import GaussianHead
 from pyrozoo.guides.encoders import broadcast_cat, flatten_event
 
 
 class JointGaussianEncoder(GaussianHead):
-    """q(z1|x, z2) = N(mu(x, z2), diag sigma²(x, z2)) (VampPrior paper eq. 14).
+    """q(z1|x, z2) = N(mu(x, z2), diag sigma²(x, z2)) (Tomczak & Welling 2018, eq. 14).
 
     ``x_net`` maps flattened data ``(..., D)`` to ``(..., hx)``, ``z_net`` maps z2 ``(..., z2_dim)``
     to ``(..., hz)``; ``joint_net`` maps their concatenation to ``(..., hidden_dim)``, followed by

@@ -1,5 +1,7 @@
-"""Guide parts of the Stein-hyperprior VAE (paper 000 §2): q(m) as a Stein mixture and one
-encoder q(z|x, m) conditioned on m by concatenation or FiLM."""
+"""Guide parts of the Stein-hyperprior VAE of the design card "VAE with a Stein-Learned Hyperprior", §2: q(m) as a
+Stein mixture and one encoder q(z|x, m) conditioned on m by concatenation or FiLM. q(m) is trained by Stein Mixture
+Inference (SMI) of Rønning, Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein
+Mixture Inference", arXiv:2410.22948."""
 
 import math
 
@@ -15,10 +17,11 @@ CONDITIONING = ("concat", "film")
 
 
 class SteinMixtureGuide(nn.Module):
-    """q(m) = (1/M) Σ_k N(m; a_k, diag B_k) (paper 000 eq. 6) with particles ``loc`` a ``(M, d_m)``
+    """q(m) = (1/M) Σ_k N(m; a_k, diag B_k) (design card, eq. 6) with particles ``loc`` a ``(M, d_m)``
     and ``log_scale`` = log B^{1/2} ``(M, d_m)``.
 
-    Initialisation (issue 6): a_k ~ N(0, I) (``init_scale`` times), scale ``scale`` = 0.1.
+    Initialisation (not fixed by the design card's §2.1): a_k ~ N(0, I) (``init_scale`` times), scale
+    ``scale`` = 0.1.
     ``forward()`` returns a :class:`SteinMixture`, which marks both tensors as Stein particles.
     """
 
@@ -39,7 +42,7 @@ class SteinMixtureGuide(nn.Module):
 
 
 class ConditionalGaussianEncoder(GaussianHead):
-    """q(z|x, m) = N(μ_φ(x, m), diag σ²_φ(x, m)) (paper 000 eqs. 7-8), one network for all m.
+    """q(z|x, m) = N(μ_φ(x, m), diag σ²_φ(x, m)) (design card, eqs. 7-8), one network for all m.
 
     ``conditioning="concat"``: ``net`` reads [flatten(x), m] ``(..., D + m_dim)``;
     ``"film"``: ``net`` reads flatten(x) ``(..., D)`` and its features are modulated by

@@ -1,4 +1,5 @@
-"""Free bits (Kingma et al. 2016; VAE notes 003 eq. 14) as a Pyro loss.
+"""Free bits as a Pyro loss: Pavesi (2024), "Variational Auto Encoders" (lecture notes), eq. 14, after Kingma et al.
+(2016), "Improved Variational Inference with Inverse Autoregressive Flow", arXiv:1606.04934.
 
 The latent dimensions of each latent site are split into K contiguous groups z_1..z_K. With
 KL_j = the mini-batch mean of KL(q(z_j|x) ‖ p(z_j)), the objective per data point is
@@ -39,7 +40,7 @@ def free_bits_kl(kl_dims, num_groups, free_bits):
 
 
 class FreeBitsELBO(pyro.infer.ELBO):
-    """Negative free-bits objective (003 eq. 14) with ``num_groups`` groups of at least
+    """Negative free-bits objective (Pavesi 2024 notes, eq. 14) with ``num_groups`` groups of at least
     ``free_bits`` nats each; usable with ``SVI`` or via :meth:`differentiable_loss`."""
 
     def __init__(self, free_bits=0.5, num_groups=1, num_particles=1):

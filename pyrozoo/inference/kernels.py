@@ -3,8 +3,9 @@
 A kernel object is prepared once per step from the current particles (its bandwidth is
 computed there, without gradient) with :meth:`Kernel.setup`, which returns a function
 ``k(x, y)`` that broadcasts over leading dims: ``x``, ``y`` ``(..., P)`` -> ``(...)``.
-:func:`kernel_matrix` and :func:`stein_force` build the SMI update from it (issue 6, SMI:
-φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l)).
+:func:`kernel_matrix` and :func:`stein_force` build from it the update of Stein Mixture Inference (SMI) of Rønning,
+Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference",
+arXiv:2410.22948: φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l).
 """
 
 import math
@@ -20,7 +21,7 @@ def pairwise_sq_distances(theta):
 
 @torch.no_grad()
 def median_bandwidth(theta):
-    """h = median(‖θ_k − θ_l‖, k < l)² / log M, without gradient (issue 6, Kernel).
+    """h = median(‖θ_k − θ_l‖, k < l)² / log M, without gradient (the SMI kernel's bandwidth).
 
     The median is over the M(M−1)/2 distinct pairs (the mean of the two middle values for an
     even count). h = 1 when M = 1 or when the median distance is 0. Returns a 0-dim tensor
@@ -125,7 +126,7 @@ def kernel_matrix(k, theta):
 
 
 def stein_force(k, theta, grads, repulsion_temperature=1.0):
-    """The SMI update direction (issue 6, Stein force):
+    """The SMI update direction (Rønning et al. 2024):
 
     φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α / M) Σ_k ∇_{θ_k} k(θ_k, θ_l).
 

@@ -3,7 +3,10 @@
 - :class:`ELBO`: the standard evidence lower bound, a drop-in for Pyro's ``Trace_ELBO`` (it
   works with ``pyro.infer.SVI``) with a lean implementation and the closed-form KL wherever
   ``torch.distributions.kl_divergence`` knows the pair (as ``TraceMeanField_ELBO``).
-- :class:`IWAE`: the importance-weighted bound of Burda et al. (2016) with K samples.
+- :class:`IWAE`: the importance-weighted bound of Burda, Grosse & Salakhutdinov (2016), "Importance Weighted
+  Autoencoders", arXiv:1509.00519, with K samples.
+- free bits (:mod:`pyrozoo.inference.freebits`), by name in :data:`OBJECTIVES`: Pavesi (2024), "Variational Auto
+  Encoders" (lecture notes), eq. 14.
 """
 
 import math
@@ -157,7 +160,7 @@ class IWAE(pyro.infer.ELBO):
 
 OBJECTIVES = {"elbo": "ELBO with the closed-form KL where available", "elbo-mc": "Monte-Carlo ELBO (Trace_ELBO)",
               "iwae": "importance-weighted bound with --particles samples",
-              "free-bits": "free bits: --kl-groups groups of at least --free-bits nats (notes 003 eq. 14)"}
+              "free-bits": "free bits: --kl-groups groups of at least --free-bits nats (Pavesi 2024 notes, eq. 14)"}
 
 
 def make_objective(name, num_particles=1, free_bits=None, kl_groups=None):

@@ -1,4 +1,8 @@
-"""Stein Mixture Inference (SMI; Rønning et al. 2024) for Pyro models whose guide holds a mixture.
+"""Stein Mixture Inference (SMI) for Pyro models whose guide holds a mixture.
+
+SMI is the method of Rønning, Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein
+Mixture Inference", arXiv:2410.22948; here it trains the Stein mixture q(m) of the design card "VAE with a
+Stein-Learned Hyperprior" (§2.1, eq. 6).
 
 Which parameters are the Stein particles: the guide samples a site from
 :class:`~pyrozoo.distributions.stein_mixture.SteinMixture` ``(loc, log_scale)``, each ``(M, d)``.
@@ -6,7 +10,7 @@ Those two tensors (leaf parameters: ``nn.Parameter`` or unconstrained ``pyro.par
 particles θ_k = (a_k, log s_k); ``particle_sites`` can restrict SMI to some site names. Every
 other parameter the model or guide touches is shared and follows the mean objective.
 
-One step (issue 6, SMI; paper 000 §2.1):
+One step (SMI as in Rønning et al. 2024, applied only to q(m) as in the design card's §2.1):
 
 1. Model and guide run once inside ``pyro.plate("stein_particles", M)`` at the dim left of the
    model's plates (and a plate of S ``num_elbo_particles`` further left); the Stein-mixture site
@@ -70,7 +74,8 @@ class SMI:
     :class:`SteinMixture` sites to treat as particles (default: all). ``warmup_steps``: the first
     steps update only the shared parameters. ``mixture_score=True`` adds the zero-mean score term
     of log q̄ (the total derivative, as ``Trace_ELBO`` takes it; with M = 1 and α = 0 SMI then
-    gives exactly ``Trace_ELBO``'s gradients); the default holds q̄ constant as the card says.
+    gives exactly ``Trace_ELBO``'s gradients); the default holds q̄ constant
+    (the per-particle objective L_k above).
 
     :meth:`step` and :meth:`evaluate_loss` return the **loss**, the negative mixture ELBO
     −(1/M) Σ_k L_k (averaged over the S draws), in Pyro's convention, i.e. summed over the

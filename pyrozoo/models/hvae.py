@@ -1,4 +1,5 @@
-"""The two-level hierarchical VAE of the VampPrior paper (§4, eqs. 10-15) as a Pyro model/guide pair."""
+"""The two-level hierarchical VAE of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120 (§4,
+eqs. 10-15), as a Pyro model/guide pair."""
 
 import pyro
 import torch
@@ -33,7 +34,7 @@ class JointDecoder(nn.Module):
 
 
 class HVAE(ZooModel):
-    """q(z1|x, z2) q(z2|x) and p(x|z1, z2) p(z1|z2) p(z2) (VampPrior paper eqs. 10-15).
+    """q(z1|x, z2) q(z2|x) and p(x|z1, z2) p(z1|z2) p(z2) (Tomczak & Welling 2018, eqs. 10-15).
 
     Parts: ``encoder_z2`` (x → q(z2|x), eq. 15), ``encoder_z1`` (x, z2 → q(z1|x, z2), eq. 14),
     ``conditional_z1`` (z2 → p(z1|z2), eq. 13), ``decoder`` (z1, z2 → p(x|z1, z2)) and ``prior``

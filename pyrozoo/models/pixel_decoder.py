@@ -1,5 +1,5 @@
-"""Autoregressive (PixelCNN) decoders: p(x|z) = Π_i p(x_i | x_<i, z), the PIXELHVAE decoder of the
-VampPrior paper (§5.1; van den Oord et al. 2016, eq. 1).
+"""Autoregressive (PixelCNN) decoders: p(x|z) = Π_i p(x_i | x_<i, z), the PIXELHVAE decoder of Tomczak & Welling
+(2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120 (§5.1; van den Oord et al. 2016, eq. 1).
 
 A :class:`PixelDecoder` is called like pyrozoo's other decoders, ``decoder(z)`` or ``decoder(z1, z2)``,
 and returns a distribution over x: an :class:`AutoregressiveImage` whose ``log_prob(x)`` runs the

@@ -1,4 +1,5 @@
-"""VAEs whose decoder is a Gaussian immersion with an RBF variance network (Kalatzis et al. 2020).
+"""VAEs whose decoder is a Gaussian immersion with an RBF variance network: Kalatzis, Eklund, Arvanitidis & Hauberg
+(2020), "Variational Autoencoders with Riemannian Brownian Motion Priors", ICML, arXiv:2002.05227.
 
 The R-VAE (heat-kernel prior and posterior) and its two baselines (standard-normal prior and
 VampPrior with the same RBF variance network) share :class:`GaussianImmersion` and the

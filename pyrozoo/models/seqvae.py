@@ -1,4 +1,5 @@
-"""The sequence VAE of paper 003 §4.1: an LSTM encoder, an autoregressive LSTM decoder (Algorithms 1, 2).
+"""The sequence VAE of Pavesi (2024), "Variational Auto Encoders" (lecture notes), §4.1: an LSTM encoder, an
+autoregressive LSTM decoder (Algorithms 1, 2).
 
 Data are padded layer sequences ``(N, T, K + 1)`` (see :mod:`pyrozoo.data.architectures`);
 the likelihood is :class:`pyrozoo.distributions.sequence.LayerSequence`.
@@ -19,7 +20,7 @@ from pyrozoo.nn import MLP, LSTMFeatures
 
 
 class LSTMDecoder(nn.Module):
-    """p(x|z) by an autoregressive LSTM (paper 003 §4.1).
+    """p(x|z) by an autoregressive LSTM (Pavesi 2024 notes §4.1).
 
     An MLP with ReLUs maps z ``(..., z_dim)`` to the first input x0 ``(D,)`` and the initial
     states h0, c0 ``(hidden,)``; an element-wise linear layer maps each LSTM output to
@@ -95,7 +96,7 @@ class LSTMDecoder(nn.Module):
 
 
 class SequenceVAE(VAE):
-    """The sequence VAE (paper 003 §4.1) as a Pyro model/guide pair, with the contract of
+    """The sequence VAE (Pavesi 2024 notes §4.1) as a Pyro model/guide pair, with the contract of
     :class:`pyrozoo.models.vae.VAE`.
 
     ``model(x)`` samples ``"z"`` from ``prior()`` and observes ``"x"`` under the teacher-forced
@@ -151,7 +152,7 @@ class SequenceVAE(VAE):
 
 def seq_vae(event_shape=None, z_dim=16, hidden=128, max_len=None, prior=None, value_scale=0.1, likelihood=None,
             posterior="diagonal", flow_steps=None):
-    """Build the sequence VAE of paper 003 §4.1 for data of shape ``event_shape`` = ``(T, K + 1)``.
+    """Build the sequence VAE of Pavesi 2024 notes §4.1 for data of shape ``event_shape`` = ``(T, K + 1)``.
 
     ``max_len`` sets T when ``event_shape`` is not given (default
     :data:`pyrozoo.data.architectures.MAX_LEN` with K = 8 layer types). With the architectures'
@@ -159,8 +160,8 @@ def seq_vae(event_shape=None, z_dim=16, hidden=128, max_len=None, prior=None, va
     one-element list as the CLI's ``--hidden`` gives). ``prior`` defaults to N(0, I);
     ``value_scale`` is the value term's scale. ``likelihood`` may only be ``None`` or
     ``"sequence"`` (the :class:`SequenceLikelihood`). ``posterior`` is any encoder family of
-    :func:`pyrozoo.guides.make_encoder` (diagonal, fullcov, planar, iaf), as in 003 §4, on top of
-    an :class:`pyrozoo.nn.LSTMFeatures` reader.
+    :func:`pyrozoo.guides.make_encoder` (diagonal, fullcov, planar, iaf), as in Pavesi 2024 notes §4, on top
+    of an :class:`pyrozoo.nn.LSTMFeatures` reader.
     """
     if likelihood not in (None, "sequence"):
         raise ValueError(f"the sequence VAE has its own likelihood ('sequence'), got likelihood={likelihood!r}")

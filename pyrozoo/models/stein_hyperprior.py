@@ -1,6 +1,8 @@
-"""The VAE with a Stein-learned hyperprior (paper 000): a global m indexes latent charts.
+"""The VAE with a Stein-learned hyperprior of the design card "VAE with a Stein-Learned Hyperprior": a global m
+indexes latent charts. q(m) is trained by Stein Mixture Inference (SMI) of Rønning, Nalisnick, Ley, Smyth & Hamelryck
+(2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference", arXiv:2410.22948.
 
-Model (eqs. 1-4): m ~ N(0, I_dm); per point eps_i | m ~ N(pad(m), I), z_i = f_λ(eps_i) with one
+Model (design card, eqs. 1-4): m ~ N(0, I_dm); per point eps_i | m ~ N(pad(m), I), z_i = f_λ(eps_i) with one
 shared flow, x_i ~ p_θ(x|z_i). Guide (eqs. 5-8): q(m) = (1/M) Σ_k N(a_k, diag B_k) (a
 :class:`~pyrozoo.guides.SteinMixtureGuide`, trained by :class:`~pyrozoo.inference.SMI`) and one
 encoder q(z|x, m). Sites ``"m"`` (global), ``"z"`` and ``"x"`` (in the data plate).

@@ -1,6 +1,7 @@
-"""Gated convolutional blocks and the convolutional coders of the ConvHVAE (VampPrior paper §5).
+"""Gated convolutional blocks and the convolutional coders of the ConvHVAE of Tomczak & Welling (2018), "VAE with a
+VampPrior", AISTATS, arXiv:1705.07120, §5.
 
-The VampPrior paper (§5.1, "CONVHVAE") replaces the MLPs of the two-level VAE by convolutional layers
+Tomczak & Welling (§5.1, "CONVHVAE") replace the MLPs of the two-level VAE by convolutional layers
 with the gating mechanism ``h(x)·sigmoid(g(x))`` (Dauphin et al. 2017) and initialises weights with
 He et al. (2015). The layer sizes below follow the authors' released architecture: a stack of five
 gated convolutions (kernels 7, 3, 5, 3, 3; stride 2 in the second and fourth) down to six 7×7 maps
@@ -47,8 +48,8 @@ def as_image_batch(x, event_shape):
 class GatedConv2d(Gated):
     """Gated convolution ``h(x) * sigmoid(g(x))`` with two ``nn.Conv2d`` ``h`` and ``g`` of equal settings.
 
-    The authors' convolutional layer for the ConvHVAE (VampPrior paper §5.1; gating of Dauphin et
-    al. 2017). ``activation`` (a module, optional) is applied to ``h(x)`` before gating. Input
+    The authors' convolutional layer for the ConvHVAE (Tomczak & Welling 2018, §5.1; gating of
+    Dauphin et al. 2017). ``activation`` (a module, optional) is applied to ``h(x)`` before gating. Input
     ``(N, in_ch, H, W)``, output ``(N, out_ch, H', W')`` with the usual ``nn.Conv2d`` sizes.
     """
 
@@ -61,7 +62,7 @@ class ConvEncoderNet(nn.Module):
     """ConvHVAE encoder features: images ``(..., C, H, W)`` or ``(..., C*H*W)`` → ``(..., out_features)``.
 
     A stack of :class:`GatedConv2d` with "same" padding (``k // 2``); the defaults are the authors'
-    q(z2|x) stack (VampPrior paper §5.1, CONVHVAE): channels 32, 32, 64, 64, 6, kernels 7, 3, 5, 3, 3,
+    q(z2|x) stack (Tomczak & Welling 2018, §5.1, CONVHVAE): channels 32, 32, 64, 64, 6, kernels 7, 3, 5, 3, 3,
     strides 1, 2, 1, 2, 1, so a 1×28×28 image becomes 6×7×7 = 294 numbers. For q(z1|x, z2) the authors
     use all-3×3 kernels (``kernel_sizes=(3,) * 5``). The flattened maps go through a final
     ``GatedDense`` to ``hidden`` units, or are returned as they are with ``hidden=None`` (the authors'
@@ -102,7 +103,7 @@ class ConvEncoderNet(nn.Module):
 class ConvDecoderNet(nn.Module):
     """ConvHVAE decoder network: features ``(..., z_dim)`` → likelihood parameters ``(..., out_per_pixel * C*H*W)``.
 
-    The authors' p(x|z1, z2) (VampPrior paper §5.1, CONVHVAE): an optional ``GatedDense(z_dim,
+    The authors' p(x|z1, z2) (Tomczak & Welling 2018, §5.1, CONVHVAE): an optional ``GatedDense(z_dim,
     hidden)``, a ``GatedDense`` to one full-resolution image ``(C, H, W)``, ``num_layers`` 3×3
     :class:`GatedConv2d` with ``channels`` maps, and a 1×1 ``nn.Conv2d`` to ``out_per_pixel * C`` maps.
     The output is laid out as ``out_per_pixel`` consecutive blocks of ``C*H*W`` numbers (block ``p``

@@ -1,7 +1,7 @@
-"""PixelCNN blocks: masked convolutions, a conditional gated PixelCNN decoder network and
-pixel-by-pixel sampling (van den Oord et al. 2016, "Pixel Recurrent Neural Networks" §3.5 and
-"Conditional Image Generation with PixelCNN Decoders" §2; the PIXELHVAE decoder of the VampPrior
-paper §5.1).
+"""PixelCNN blocks: masked convolutions, a conditional gated PixelCNN decoder network and pixel-by-pixel sampling
+(van den Oord et al. 2016, "Pixel Recurrent Neural Networks" §3.5 and "Conditional Image Generation with PixelCNN
+Decoders" §2; the PIXELHVAE decoder of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120,
+§5.1).
 
 Pixels are ordered in raster-scan order (row by row, left to right); pixel ``i = row * W + col``.
 The network's output at pixel ``i`` depends only on the input pixels ``j < i`` and on the context.
@@ -52,7 +52,7 @@ class MaskedConv2d(nn.Conv2d):
 class GatedMaskedConv2d(nn.Module):
     """One conditional gated PixelCNN layer: ``h * sigmoid(g)`` with
     ``[h, g] = MaskedConv2d(x) + Conv1x1(s)`` (van den Oord et al. 2016b, eq. 4, with a spatial
-    conditioning map ``s`` and the authors' gating ``h·sigmoid(g)`` of the VampPrior paper §5.1).
+    conditioning map ``s`` and the authors' gating ``h·sigmoid(g)`` of Tomczak & Welling 2018, §5.1).
 
     ``x`` ``(N, in_ch, H, W)``, ``s`` ``(N, cond_ch, H, W)`` (or ``None``), output ``(N, out_ch, H, W)``.
     With ``residual=True`` (only for type "B" with ``in_ch == out_ch``) the input is added to the
@@ -77,7 +77,7 @@ class GatedMaskedConv2d(nn.Module):
 
 class PixelCNNDecoderNet(nn.Module):
     """Conditional gated PixelCNN: image ``x`` and context ``(..., cond_dim)`` → per-pixel likelihood
-    parameters ``(..., out_per_pixel * C*H*W)`` (the PIXELHVAE decoder, VampPrior paper §5.1).
+    parameters ``(..., out_per_pixel * C*H*W)`` (the PIXELHVAE decoder, Tomczak & Welling 2018, §5.1).
 
     The context (e.g. the concatenated latents z1, z2) is lifted by ``GatedDense(cond_dim,
     cond_maps*H*W)`` to ``cond_maps`` full-resolution maps (default ``2*C``: the authors lift z1 and z2

@@ -1,10 +1,10 @@
 """Radial-basis-function precision network for decoder variances that grow away from the data.
 
-Arvanitidis et al. (2018, "Latent space oddity") and Kalatzis et al. (2020) §4 / Appendix C
-(Table 5): the decoder *precision* is β(z) = W φ(z) + ζ with RBF features
-φ_k(z) = exp(-λ_k ||z - c_k||²), strictly positive weights W and a small positive floor ζ, and
-σ(z) = β(z)^{-1/2}. Far from every centre φ -> 0, so σ -> ζ^{-1/2}: large variance, and hence
-a large pull-back metric (eq. 2.5), off the data.
+Arvanitidis et al. (2018, "Latent space oddity") and Kalatzis, Eklund, Arvanitidis & Hauberg (2020), "Variational
+Autoencoders with Riemannian Brownian Motion Priors", ICML, arXiv:2002.05227, §4 / Appendix C (Table 5): the decoder
+*precision* is β(z) = W φ(z) + ζ with RBF features φ_k(z) = exp(-λ_k ||z - c_k||²), strictly positive weights W and a
+small positive floor ζ, and σ(z) = β(z)^{-1/2}. Far from every centre φ -> 0, so σ -> ζ^{-1/2}: large variance, and
+hence a large pull-back metric (eq. 2.5), off the data.
 """
 
 import math

@@ -1,6 +1,8 @@
-"""Residual convolutional coders for the Soft-IntroVAE image experiments (paper 001 §5.2).
+"""Residual convolutional coders for the Soft-IntroVAE image experiments (§5.2) of Athanasiadis, Lindsten & Felsberg
+(2025), "Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805, which build on Daniel & Tamar (2021),
+"Soft-IntroVAE: Analyzing and Improving the Introspective Variational Autoencoder", arXiv:2012.13253.
 
-Paper 001 trains images with "the default training hyperparameters and architectures as provided by
+Athanasiadis et al. train images with "the default training hyperparameters and architectures as provided by
 Daniel & Tamar (2021)": residual encoders and decoders with channels [64, 128] and z = 32 for
 (F)MNIST, [64, 128, 256] and z = 128 for CIFAR-10. The layout here follows that design:
 

@@ -1,4 +1,5 @@
-"""Figures of the 2D density benchmark (Soft-IntroVAE paper 001, Fig. 2): data, samples, density."""
+"""Figures of the 2D density benchmark (Fig. 2) of Athanasiadis, Lindsten & Felsberg (2025), "Prior Learning in
+Introspective VAEs", TMLR, arXiv:2408.13805 (Soft-IntroVAE with a learned prior): data, samples, density."""
 
 import matplotlib.pyplot as plt
 import torch

@@ -1,4 +1,9 @@
-"""Matplotlib figures: image grids (samples, reconstructions), 2D latent scatters, k̂ plots."""
+"""Matplotlib figures: image grids (samples, reconstructions), 2D latent scatters, k̂ plots.
+
+Two of them follow figures of papers: :func:`latent_prior_plot` follows Fig. 4 of Athanasiadis, Lindsten & Felsberg
+(2025), "Prior Learning in Introspective VAEs", TMLR, arXiv:2408.13805, and :func:`loglik_histogram` the
+supplement's Fig. 8 of Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120.
+"""
 
 import math
 
@@ -54,8 +59,8 @@ def latent_scatter(z, labels=None, path=None, title="latent means"):
 
 def latent_prior_plot(codes, labels=None, prior_means=None, weights=None, path=None):
     """Latent means ``(N, d)`` coloured by ``labels`` with the prior's component means ``(K, d)``
-    as crosses sized by their ``weights`` (paper 001 Fig. 4). Codes of more than two dims are
-    projected on their first two principal axes, and the prior means with them."""
+    as crosses sized by their ``weights`` (Athanasiadis et al. 2025, Fig. 4). Codes of more than two dims
+    are projected on their first two principal axes, and the prior means with them."""
     codes = codes.detach().cpu().double()
     centre = codes.mean(0)
     if codes.shape[1] > 2:
@@ -93,7 +98,7 @@ def khat_plot(khat, path=None):
 
 
 def loglik_histogram(ll, path=None, title="test log-likelihood per data point"):
-    """Histogram of per-point log-likelihoods ``(N,)`` in nats (VampPrior paper, supplement Fig. 8)."""
+    """Histogram of per-point log-likelihoods ``(N,)`` in nats (Tomczak & Welling 2018, supplement Fig. 8)."""
     ll = torch.as_tensor(ll).detach().cpu()
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(ll.numpy(), bins=50)
