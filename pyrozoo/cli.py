@@ -132,12 +132,18 @@ def _join_negative_numbers(argv, flags) -> list:
     return out
 
 
+def _main_rank() -> bool:
+    """Whether this process prints (rank 0 of a torchrun launch, or a single process)."""
+    from pyrozoo.inference import distributed
+    return distributed.context().main
+
+
 def _train(args) -> int:
     import pyrozoo
     options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None
                and getattr(args, name) is not False}
     run = pyrozoo.train(args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite, **options)
-    if not run.config["options"]["quiet"]:
+    if not run.config["options"]["quiet"] and _main_rank():
         s = run.summary
         print(f"run directory: {run.path}")
         shown = [f"{k} {s[k]:.4g}" for k in ("test_log_likelihood", "test_elbo", "gnelbo", "kl", "jsd") if k in s]
@@ -151,6 +157,8 @@ def _evaluate(args) -> int:
     import pyrozoo
     run = pyrozoo.load(args.run_dir, device=args.device)
     report = run.evaluate(num_samples=args.num_samples, num_points=args.num_points, out=args.out, quiet=args.quiet)
+    if not _main_rank():
+        return 0
     samples = args.num_samples or run.config["options"]["eval_samples"]
     where = args.out or os.path.join(args.run_dir, "evaluations", f"s{samples}")
     print(json.dumps(report, indent=2, default=str))

@@ -74,6 +74,43 @@ class Dataset:
             yield batch
 
 
+    def binarized(self, x, split="train"):
+        """``x`` of ``split`` as the model sees it: a fresh Bernoulli draw of training images when
+        the data set binarises dynamically (from the global torch RNG), else ``x`` itself."""
+        return torch.bernoulli(x) if self.binarize and split == "train" else x
+
+    def epoch_order(self, epoch, seed, split="train"):
+        """The shuffled indices of ``split`` in ``epoch``: one permutation per (seed, epoch), drawn
+        from its own generator, so every process of a distributed run sees the same order."""
+        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2 ** 63))
+        return torch.randperm(len(self.split(split)), generator=g)
+
+    def micro_batches(self, epoch, seed, batch_size, rank=0, world_size=1, accumulate=1, split="train"):
+        """The micro-batches of one epoch that process ``rank`` of ``world_size`` computes.
+
+        A global step takes ``batch_size * world_size * accumulate`` consecutive indices of
+        :meth:`epoch_order` and splits them into micro-batches of ``batch_size``; micro-batch
+        ``j = a * world_size + rank`` (``a < accumulate``) belongs to ``rank``. Yields
+        ``(step, [(j, indices), ...])`` per global step, indices on the data's device. With one
+        process and no accumulation the last batch may be smaller; otherwise an incomplete last
+        global batch is dropped, so every micro-batch has the same size (and the averaged
+        gradient is the global batch's)."""
+        x = self.split(split)
+        order = self.epoch_order(epoch, seed, split).to(x.device)
+        parts = world_size * accumulate
+        size = batch_size * parts
+        steps = -(-len(order) // size) if parts == 1 else len(order) // size
+        for step in range(steps):
+            chunk = order[step * size:(step + 1) * size]
+            yield step, [(j, chunk[j * batch_size:(j + 1) * batch_size])
+                         for j in (a * world_size + rank for a in range(accumulate))]
+
+    def steps_per_epoch(self, batch_size, world_size=1, accumulate=1, split="train"):
+        """Global steps of :meth:`micro_batches` in one epoch."""
+        n, parts = len(self.split(split)), world_size * accumulate
+        return -(-n // batch_size) if parts == 1 else n // (batch_size * parts)
+
+
 def _binarize_once(x, seed):
     return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
 

@@ -55,7 +55,7 @@ def to_inference_data(model, x, num_samples=500):
 
 
 @torch.no_grad()
-def psis_khat(model, x, num_samples=1000):
+def psis_khat(model, x, num_samples=1000, batch_size=100, seed=0):
     """Pareto k̂ per data point (Yao et al. 2018) of the importance weights p(x, z)/q(z|x), ``(B,)``.
 
     k̂ < 0.5: the guide's importance weights are reliable; 0.5–0.7: usable with care;
@@ -66,13 +66,17 @@ def psis_khat(model, x, num_samples=1000):
     is shared by all points and says nothing about q(z|x, m).
     """
     model.check_data(x)
-    with pyro.validation_enabled(False):
+    from pyrozoo.evaluation.sharding import map_batches
+
+    def one(xb):
         if hasattr(model, "q_m"):
             from pyrozoo.evaluation.stein import _local_log_weights
-            with torch.no_grad():
-                lw = _local_log_weights(model, x, num_samples, {"m"})
+            lw = _local_log_weights(model, xb, num_samples, {"m"})
         else:
-            lw = log_weights(model.model, model.guide, x, num_samples=num_samples)
-    lw = lw.double().cpu().numpy().T  # (B, S)
-    _, khat = az.psislw(lw - lw.max(axis=1, keepdims=True))
-    return torch.as_tensor(np.asarray(khat), dtype=torch.float64)
+            lw = log_weights(model.model, model.guide, xb, num_samples=num_samples)
+        lw = lw.double().cpu().numpy().T  # (B, S)
+        _, khat = az.psislw(lw - lw.max(axis=1, keepdims=True))
+        return torch.as_tensor(np.atleast_1d(np.asarray(khat)), dtype=torch.float64)
+
+    with pyro.validation_enabled(False):
+        return torch.cat(map_batches(one, x, batch_size, seed, key=4))

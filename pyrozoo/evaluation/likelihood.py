@@ -6,73 +6,78 @@ import sys
 import pyro
 import torch
 
+from pyrozoo.evaluation.sharding import cat, map_batches
 from pyrozoo.guides.encoders import distribution_mean
+from pyrozoo.inference import distributed
 from pyrozoo.inference.objectives import _analytic_kl, _data_frame, log_weights
 from pyrozoo.inference.traces import get_traces, masked, sample_sites
 
 
-def _batches(x, batch_size):
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
-
-
 @torch.no_grad()
-def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, progress=False):
+def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, progress=False, seed=0):
     """log p(x_i) ≈ logsumexp_s [log p(x_i, z_s) − log q(z_s|x_i)] − log S, one value per point: ``(N,)``.
 
     The estimator of Burda et al. (2016) used by Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
     arXiv:1705.07120, §5.2 (S = 5000 there).
     Samples are drawn ``chunk_size`` at a time, vectorised in a particle plate, and combined
     by a running logsumexp; it works for any guide (hierarchical, flows) through Pyro traces.
+    Batch i of ``batch_size`` points draws from an RNG seeded by (``seed``, i), and a distributed
+    run shares the batches out over its ranks (:func:`~pyrozoo.evaluation.sharding.map_batches`),
+    so the result does not depend on the number of processes.
     """
     if num_samples < 1 or chunk_size < 1:
         raise ValueError("num_samples and chunk_size must be >= 1")
     model.check_data(x)
-    out = []
     from tqdm.auto import tqdm
+    bar = tqdm(total=len(distributed.shard(-(-len(x) // batch_size))), disable=not (progress and sys.stderr.isatty()),
+               desc="log p(x)", unit="batch")
+
+    def one(xb):
+        acc, remaining = None, num_samples
+        while remaining > 0:
+            s = min(chunk_size, remaining)
+            lw = torch.logsumexp(log_weights(model.model, model.guide, xb, num_samples=s), dim=0)
+            acc = lw if acc is None else torch.logaddexp(acc, lw)
+            remaining -= s
+        bar.update(1)
+        return acc - math.log(num_samples)
+
     with pyro.validation_enabled(False):
-        show = progress and sys.stderr.isatty()
-        for xb in tqdm(list(_batches(x, batch_size)), disable=not show, desc="log p(x)", unit="batch"):
-            acc = None
-            remaining = num_samples
-            while remaining > 0:
-                s = min(chunk_size, remaining)
-                lw = torch.logsumexp(log_weights(model.model, model.guide, xb, num_samples=s), dim=0)
-                acc = lw if acc is None else torch.logaddexp(acc, lw)
-                remaining -= s
-            out.append(acc - math.log(num_samples))
-    return torch.cat(out)
+        out = map_batches(one, x, batch_size, seed, key=1)
+    bar.close()
+    return cat(out, x.device)
 
 
 @torch.no_grad()
-def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True):
+def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0):
     """Per-point ELBO, reconstruction term E_q[log p(x|z)] and KL term, each ``(N,)``.
 
     KL = E_q[log q(z|x) − log p(z)] over all latent sites (closed form where registered,
-    else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL.
+    else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL. Batches are seeded
+    and shared out over ranks as in :func:`log_likelihood`.
     """
     model.check_data(x)
-    recs, kls = [], []
+
+    def one(xb):
+        rec = torch.zeros(len(xb), device=xb.device)
+        kl = torch.zeros(len(xb), device=xb.device)
+        for _ in range(num_samples):
+            model_trace, guide_trace = get_traces(model.model, model.guide, (xb,), {})
+            for site in sample_sites(model_trace):
+                lp_model = masked(site["fn"].log_prob(site["value"]), site)
+                if site["is_observed"]:
+                    rec += _per_point(lp_model, len(xb))
+                    continue
+                g = guide_trace.nodes[site["name"]]
+                closed = _analytic_kl(g["fn"], site["fn"]) if analytic_kl else None
+                if closed is not None:
+                    kl += _per_point(masked(closed, site), len(xb))
+                else:
+                    kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb))
+        return torch.stack([rec, kl]) / num_samples
+
     with pyro.validation_enabled(False):
-        for xb in _batches(x, batch_size):
-            rec = torch.zeros(len(xb), device=xb.device)
-            kl = torch.zeros(len(xb), device=xb.device)
-            for _ in range(num_samples):
-                model_trace, guide_trace = get_traces(model.model, model.guide, (xb,), {})
-                for site in sample_sites(model_trace):
-                    lp_model = masked(site["fn"].log_prob(site["value"]), site)
-                    if site["is_observed"]:
-                        rec += _per_point(lp_model, len(xb))
-                        continue
-                    g = guide_trace.nodes[site["name"]]
-                    closed = _analytic_kl(g["fn"], site["fn"]) if analytic_kl else None
-                    if closed is not None:
-                        kl += _per_point(masked(closed, site), len(xb))
-                    else:
-                        kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb))
-            recs.append(rec / num_samples)
-            kls.append(kl / num_samples)
-    rec, kl = torch.cat(recs), torch.cat(kls)
+        rec, kl = torch.cat([r.to(x.device) for r in map_batches(one, x, batch_size, seed, key=2)], dim=1)
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
 
@@ -84,26 +89,26 @@ def _per_point(lp, batch):
 
 
 @torch.no_grad()
-def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100):
+def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100, seed=0):
     """Active units (Burda et al. 2016): unit u is active when Cov_x(E_q[z_u|x]) > ``threshold``.
 
     E_q[z|x] is the guide distribution's mean when it has one, else a Monte-Carlo mean of
     ``num_samples`` draws. Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each
     latent site of the guide inside the data plate; global sites (one value for all points, such
-    as the hyperprior's m) have no per-point mean and are left out.
+    as the hyperprior's m) have no per-point mean and are left out. Batches are seeded and shared
+    out over ranks as in :func:`log_likelihood`.
     """
     model.check_data(x)
-    means = {}
+
+    def one(xb):
+        trace = pyro.poutine.trace(model.guide).get_trace(xb)
+        return {site["name"]: distribution_mean(site["fn"], num_samples).reshape(len(xb), -1)
+                for site in sample_sites(trace) if _data_frame(site) is not None}
+
     with pyro.validation_enabled(False):
-        for xb in _batches(x, batch_size):
-            trace = pyro.poutine.trace(model.guide).get_trace(xb)
-            for site in sample_sites(trace):
-                if _data_frame(site) is None:
-                    continue
-                m = distribution_mean(site["fn"], num_samples)
-                means.setdefault(site["name"], []).append(m.reshape(len(xb), -1))
+        batches = map_batches(one, x, batch_size, seed, key=3)
     result = {}
-    for name, chunks in means.items():
-        var = torch.cat(chunks).var(0)
+    for name in batches[0]:
+        var = torch.cat([b[name].to(x.device) for b in batches]).var(0)
         result[name] = {"count": int((var > threshold).sum()), "variance": var}
     return result

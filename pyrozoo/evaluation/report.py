@@ -230,6 +230,9 @@ def _density2d(ctx):
     return scores
 
 
+#: Parts whose work is shared out over the ranks of a distributed run (the others run on rank 0).
+SHARDED_PARTS = ("likelihood", "predictive_likelihood", "elbo")
+
 #: Report parts by name (see the module docstring).
 REPORT_PARTS = {"likelihood": _likelihood, "predictive_likelihood": _predictive_likelihood, "elbo": _elbo,
                 "figures": _figures, "pseudo_inputs": _pseudo_inputs, "q_m": _q_m, "sequence": _sequence,
@@ -241,15 +244,21 @@ def evaluate_report(model, dataset, parts, out, num_samples=5000, num_points=Non
                     quiet=True) -> dict:
     """Run the report ``parts`` (names of :data:`REPORT_PARTS`, in order) on ``dataset``'s test
     split (the log-likelihood on its first ``num_points``, all by default); figures go to
-    ``out/figures``. Returns the metrics as one flat dict."""
+    ``out/figures``. Returns the metrics as one flat dict. In a distributed run every rank calls
+    this: the :data:`SHARDED_PARTS` split their test points over the ranks, the other parts run on
+    rank 0, and every rank returns rank 0's report."""
     unknown = [p for p in parts if p not in REPORT_PARTS]
     if unknown:
         raise ValueError(f"unknown report part {unknown[0]!r}; choose from {', '.join(REPORT_PARTS)}")
+    from pyrozoo.inference import distributed
     model.eval()
-    Path(out).mkdir(parents=True, exist_ok=True)
+    main = distributed.context().main
+    if main:
+        Path(out).mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(model, dataset, Path(out), num_samples=num_samples, num_points=num_points,
-                        grid_size=grid_size, quiet=quiet)
+                        grid_size=grid_size, quiet=quiet or not main)
     report = {}
     for part in parts:
-        report.update(REPORT_PARTS[part](ctx))
-    return report
+        if main or part in SHARDED_PARTS:  # in a distributed run rank 0 alone draws and writes
+            report.update(REPORT_PARTS[part](ctx))
+    return distributed.broadcast_object(report)

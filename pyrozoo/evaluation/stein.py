@@ -30,7 +30,8 @@ def _local_log_weights(model, x, num_samples, global_sites):
 
 
 @torch.no_grad()
-def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_size=100, global_sites=("m",)):
+def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_size=100, global_sites=("m",),
+                              seed=0):
     """Per point, the posterior-predictive log-likelihood with m integrated out under q(m), and the ELBO.
 
     log p(x_i | D) ≈ logsumexp_s [log p(x_i, z_s | m_s) − log q(z_s | x_i, m_s)] − log S with
@@ -42,17 +43,18 @@ def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_
     if num_samples < 1 or chunk_size < 1:
         raise ValueError("num_samples and chunk_size must be >= 1")
     model.check_data(x)
-    lls, elbos = [], []
+    from pyrozoo.evaluation.sharding import map_batches
+
+    def one(xb):
+        acc, total, remaining = None, 0.0, num_samples
+        while remaining > 0:
+            s = min(chunk_size, remaining)
+            lw = _local_log_weights(model, xb, s, set(global_sites))
+            acc = torch.logsumexp(lw, 0) if acc is None else torch.logaddexp(acc, torch.logsumexp(lw, 0))
+            total = total + lw.sum(0)
+            remaining -= s
+        return torch.stack([acc - math.log(num_samples), total / num_samples])
+
     with pyro.validation_enabled(False):
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size]
-            acc, total, remaining = None, 0.0, num_samples
-            while remaining > 0:
-                s = min(chunk_size, remaining)
-                lw = _local_log_weights(model, xb, s, set(global_sites))
-                acc = torch.logsumexp(lw, 0) if acc is None else torch.logaddexp(acc, torch.logsumexp(lw, 0))
-                total = total + lw.sum(0)
-                remaining -= s
-            lls.append(acc - math.log(num_samples))
-            elbos.append(total / num_samples)
-    return {"log_likelihood": torch.cat(lls), "elbo": torch.cat(elbos)}
+        ll, elbo = torch.cat([r.to(x.device) for r in map_batches(one, x, batch_size, seed, key=5)], dim=1)
+    return {"log_likelihood": ll, "elbo": elbo}

@@ -17,6 +17,7 @@ from pyrozoo.distributions.intro_prior import ClippedMixturePrior
 from pyrozoo.distributions.priors import MixtureOfGaussiansPrior, VampPrior
 from pyrozoo.inference.introspective import (IntroLossSettings, decoder_loss, encoder_loss, prior_noise,
                                              sample_prior, vae_loss)
+from pyrozoo.inference import distributed
 from pyrozoo.inference.loop import Strategy, check_device, check_finite
 
 
@@ -36,6 +37,7 @@ class IntroConfig:
     Gaussians at the switch unless ``keep_vampprior`` (prior-encoder cooperation, the paper's
     VAMP(64) columns; then ``learn_prior`` trains the pseudo-inputs with the decoder).
     ``log_every`` iterations make one period of the loop (a metrics record and a checkpoint).
+    Each iteration averages ``accumulate`` micro-batches of ``batch_size`` per rank.
     """
 
     iterations: int = 30000
@@ -49,6 +51,7 @@ class IntroConfig:
     clip: bool = False
     clip_k: float = 10.0
     keep_vampprior: bool = False
+    accumulate: int = 1
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -57,7 +60,7 @@ class IntroConfig:
 
     def validate(self) -> "IntroConfig":
         """Raise ``ValueError`` for settings that make no sense."""
-        for name in ("iterations", "batch_size", "log_every"):
+        for name in ("iterations", "batch_size", "log_every", "accumulate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -161,8 +164,10 @@ class IntroStrategy(Strategy):
 
     def setup(self):
         cfg, model = self.config, self.model
-        self.device = torch.device(cfg.device)
+        self.ctx, device = distributed.setup(cfg.device)
+        self.device = torch.device(device)
         model.to(self.device)
+        distributed.broadcast_module(model)  # every rank starts from rank 0's initialisation
         data = self._data
         if callable(data) and not torch.is_tensor(data):
             self._draw = data
@@ -189,52 +194,99 @@ class IntroStrategy(Strategy):
             for group in opt.param_groups:
                 group["lr"] = multistep_lr(base, self.step, cfg.milestones, cfg.lr_factor)
 
-    def train_step(self, x) -> dict:
-        """One iteration on the batch ``x``: a β-VAE step during warm-up, else an encoder step then a
-        decoder-and-prior step sharing one draw z_s ~ p(z). Returns the step's stats."""
-        cfg = self.config
+    def _micro(self, x):
+        """``[(micro-batch index j or None, batch or None)]`` of this rank for one iteration."""
+        if x is not None:  # a given batch (tests, timings): one micro-batch, the RNG left as it is
+            return [(None, x)]
+        ctx, k = self.ctx, self.config.accumulate
+        return [(a * ctx.world_size + ctx.rank, None) for a in range(k)]
+
+    def _begin(self, j, x, phase):
+        """Seed the micro-batch's RNG (for ``phase`` 0: encoder/warm-up, 1: decoder) and draw its data."""
+        if j is not None:
+            distributed.seed_micro_batch(self.config.seed, self.step, j, phase)
+        return x if x is not None else self._draw(self.config.batch_size).to(self.device)
+
+    def _finish(self, losses, what, params, optimizers):
+        """Average the micro-batches' loss over ranks, stop on a non-finite one, average the
+        gradients of ``params`` over ranks and step ``optimizers``."""
+        loss = distributed.all_reduce_mean(torch.stack(losses).mean())
+        check_finite(loss, what, f"iteration {self.step + 1}")
+        distributed.average_gradients(params)
+        for opt in optimizers:
+            opt.step()
+        return loss.item()
+
+    def train_step(self, x=None) -> dict:
+        """One iteration: a β-VAE step during warm-up, else an encoder step then a decoder-and-prior
+        step sharing one draw z_s ~ p(z) per micro-batch (Algorithm 1). Each rank draws
+        ``accumulate`` micro-batches of ``batch_size`` (seeded by seed, iteration and micro-batch
+        index), and gradients are averaged over micro-batches and ranks. ``x``: a given batch
+        instead (one micro-batch). Returns the step's stats, averaged over micro-batches and ranks."""
+        cfg, model = self.config, self.model
         self._set_lr()
-        where = f"iteration {self.step + 1}"
+        micro = self._micro(x)
+        k = len(micro)
+        stats_sum = {}
+
+        def collect(stats):
+            for key, v in stats.items():
+                stats_sum[key] = stats_sum.get(key, 0.0) + v / k
+
         if self.step < cfg.warmup:
-            loss, stats = vae_loss(self.model, x, cfg.loss)
-            check_finite(loss, "the warm-up loss", where)
             self.enc_opt.zero_grad(set_to_none=True)
             self.dec_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.enc_opt.step()
-            self.dec_opt.step()
-            stats["loss_vae"] = loss.item()
+            losses = []
+            for j, xb in micro:
+                loss, stats = vae_loss(model, self._begin(j, xb, 0), cfg.loss)
+                (loss / k).backward()
+                losses.append(loss.detach())
+                collect(stats)
+            stats_sum["loss_vae"] = self._finish(losses, "the warm-up loss", model.parameters(),
+                                                 (self.enc_opt, self.dec_opt))
         else:
             if not self.switched:
                 self.switch()
-            with torch.no_grad():  # one draw of z_s for both players (Algorithm 1, line 6)
-                noise = prior_noise(self.model.prior(), len(x))
-                z_fake = sample_prior(self.model.prior(), len(x), noise)
-            loss_e, stats = encoder_loss(self.model, x, z_fake, cfg.loss)
-            check_finite(loss_e, "the encoder loss", where)
             self.enc_opt.zero_grad(set_to_none=True)
-            loss_e.backward()
-            self.enc_opt.step()
-            # rebuilt after the encoder step with gradients into the prior (identical for a MoG; a
-            # kept VampPrior has moved with the encoder)
-            z_fake = sample_prior(self.model.prior(), len(x), noise)
-            if not cfg.learn_prior:
-                z_fake = z_fake.detach()
-            loss_d, stats_d = decoder_loss(self.model, x, z_fake, cfg.loss, learn_prior=cfg.learn_prior)
-            check_finite(loss_d, "the decoder loss", where)
+            losses, kept = [], []
+            for j, xb in micro:
+                xb = self._begin(j, xb, 0)
+                with torch.no_grad():  # one draw of z_s for both players (Algorithm 1, line 6)
+                    noise = prior_noise(model.prior(), len(xb))
+                    z_fake = sample_prior(model.prior(), len(xb), noise)
+                loss_e, stats = encoder_loss(model, xb, z_fake, cfg.loss)
+                (loss_e / k).backward()
+                losses.append(loss_e.detach())
+                kept.append((j, xb, noise))
+                collect(stats)
+            self._finish(losses, "the encoder loss", model.encoder.parameters(), (self.enc_opt,))
             self.dec_opt.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.dec_opt.step()
-            stats.update(stats_d)
+            losses = []
+            for j, xb, noise in kept:
+                if j is not None:
+                    distributed.seed_micro_batch(cfg.seed, self.step, j, 1)
+                # rebuilt after the encoder step with gradients into the prior (identical for a MoG; a
+                # kept VampPrior has moved with the encoder)
+                z_fake = sample_prior(model.prior(), len(xb), noise)
+                if not cfg.learn_prior:
+                    z_fake = z_fake.detach()
+                loss_d, stats = decoder_loss(model, xb, z_fake, cfg.loss, learn_prior=cfg.learn_prior)
+                (loss_d / k).backward()
+                losses.append(loss_d.detach())
+                collect(stats)
+            self._finish(losses, "the decoder loss", list(model.decoder.parameters()) + list(model.prior.parameters()),
+                         (self.dec_opt,))
         self.step += 1
-        return stats
+        keys = sorted(stats_sum)
+        return dict(zip(keys, (v / self.ctx.world_size for v in distributed.all_reduce_sum([stats_sum[k_]
+                                                                                          for k_ in keys]))))
 
     def train_period(self, period):
         cfg = self.config
         end = min((self.step // cfg.log_every + 1) * cfg.log_every, cfg.iterations)
         sums, count = {}, 0
         while self.step < end:
-            stats = self.train_step(self._draw(cfg.batch_size).to(self.device))
+            stats = self.train_step()
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1

@@ -25,6 +25,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from pyrozoo.inference import distributed
 from pyrozoo.inference.checkpoint import rng_state, set_rng_state
 from pyrozoo.inference.rundir import RunDirectory, load_checkpoint
 
@@ -133,9 +134,9 @@ class TrainingLoop:
     stopped early.
     """
 
-    def __init__(self, strategy: Strategy, out=None, loggers: Iterable[Logger] = (), rank: int = 0):
+    def __init__(self, strategy: Strategy, out=None, loggers: Iterable[Logger] = (), rank: int | None = None):
         self.strategy = strategy
-        self.rank = int(rank)
+        self.rank = rank  # None: this process's rank, known once the strategy has joined the process group
         # a RunDirectory opened by the caller stays theirs; a path is opened (locked) by each
         # resume() and fit() and released when they return
         self._path = out.path if isinstance(out, RunDirectory) else (Path(out) if out is not None else None)
@@ -173,6 +174,8 @@ class TrainingLoop:
     def _setup(self):
         if not self._ready:
             self.strategy.setup()
+            if self.rank is None:
+                self.rank = distributed.context().rank
             self._ready = True
 
     # -- state ---------------------------------------------------------------------------------
@@ -289,7 +292,7 @@ class TrainingLoop:
         self.history.append(record)
         if self.run_dir is not None:
             self.run_dir.commit(self._state(), None if improved else self._best_copy, self.history)
-        for logger in self.loggers:
+        for logger in self.loggers if self.rank == 0 else ():
             logger.log(record, s.units_done(self.period))
         bar.update(s.units_done(self.period), record)
 

@@ -13,6 +13,7 @@ import contextlib
 import copy
 import warnings
 
+from pyrozoo.inference import distributed
 from pyrozoo.inference.loop import Strategy
 from pyrozoo.inference.svi import SVIStrategy, TrainConfig
 
@@ -69,8 +70,10 @@ class TwoPhaseStrategy(Strategy):
         self.inner.setup()
 
     def _switch(self, fit=True):
-        if fit:
-            self.model.start_phase_two(self.dataset.train.to(self.inner.device), seed=self.config.seed)
+        if fit:  # rank 0 fits the RBF centres on the whole training set; the other ranks receive them
+            if distributed.context().main:
+                self.model.start_phase_two(self.dataset.train.to(self.inner.device), seed=self.config.seed)
+            distributed.broadcast_module(self.model)
         self._freeze()
         self.inner = self._phase_strategy(2)
         with frozen_ok():

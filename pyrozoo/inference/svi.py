@@ -10,12 +10,14 @@ Inference, whose surrogate loss leaves the Stein force in the particles' gradien
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
 import pyro
 import torch
 
+from pyrozoo.inference import distributed
 from pyrozoo.inference.annealing import SCHEDULES, kl_weight, scale_latents
 from pyrozoo.inference.loop import Strategy, check_device, check_finite
 from pyrozoo.inference.objectives import ELBO
@@ -34,6 +36,7 @@ class TrainConfig:
     cycles: int = 4
     patience: int = 50
     normalize_gradients: bool = False
+    accumulate: int = 1
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -41,7 +44,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` for settings that make no sense."""
-        for name in ("epochs", "batch_size", "eval_batch_size", "patience", "cycles"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience", "cycles", "accumulate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -63,13 +66,20 @@ def config_dict(config) -> dict:
 
 
 @torch.no_grad()
-def mean_elbo(model, dataset, split, objective=None, batch_size=500) -> float:
-    """Average per-point ELBO (β = 1) of ``split``, in nats."""
+def mean_elbo(model, dataset, split, objective=None, batch_size=500, seed=0) -> float:
+    """Average per-point ELBO (β = 1) of ``split``, in nats. Batch i draws from an RNG seeded by
+    (``seed``, i); in a distributed run each rank evaluates its share of the batches and the sums
+    are all-reduced, so every rank (and a single process) gets the same value."""
     objective = objective or ELBO()
+    x = dataset.split(split)
+    starts = list(range(0, len(x), batch_size))
     total, n = 0.0, 0
-    for x in dataset.batches(split, batch_size):
-        total += -objective.differentiable_loss(model.model, model.guide, x).item()
-        n += len(x)
+    for i in distributed.shard(len(starts)):
+        distributed.seed_micro_batch(seed, -1, i)
+        xb = x[starts[i]:starts[i] + batch_size]
+        total += -objective.differentiable_loss(model.model, model.guide, xb).item()
+        n += len(xb)
+    total, n = distributed.all_reduce_sum([total, n])
     return total / n
 
 
@@ -96,6 +106,20 @@ def check_model_data(model, dataset):
             raise ValueError(f"{split} split of {dataset.name}: {err}") from None
 
 
+class ObjectiveLoss(torch.nn.Module):
+    """The training loss of ``model`` under ``objective`` as a module, so that
+    ``DistributedDataParallel`` can wrap it: ``forward(x, num_data, beta)`` returns the objective's
+    differentiable loss with the latent sites scaled by ``beta``."""
+
+    def __init__(self, model, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x, num_data, beta):
+        return self.objective.differentiable_loss(scale_latents(self.model.model, beta),
+                                                  scale_latents(self.model.guide, beta), x, num_data=num_data)
+
+
 class SVIStrategy(Strategy):
     """Train ``model`` on ``dataset`` by ``objective`` (default :class:`~pyrozoo.inference.ELBO`)
     for ``config.epochs`` epochs of mini-batches.
@@ -105,6 +129,13 @@ class SVIStrategy(Strategy):
     the objective whose β = 1 value is the validation score (default the plain ELBO; Stein
     Mixture Inference passes itself). ``epoch_offset`` shifts the epochs this strategy reports
     (the second phase of two-phase training).
+
+    A step averages the gradients of ``config.accumulate`` micro-batches of ``batch_size`` on
+    each rank of a distributed run (``DistributedDataParallel`` averages across ranks), so the
+    global batch is ``batch_size × ranks × accumulate``; each micro-batch's local sites are
+    scaled to the training-set size N, so the averaged loss is an unbiased full-data ELBO and
+    a global latent counts once. Every micro-batch draws from an RNG seeded by (seed, epoch,
+    step, micro-batch index) (:func:`~pyrozoo.inference.distributed.seed_micro_batch`).
     """
 
     unit = "epoch"
@@ -124,12 +155,23 @@ class SVIStrategy(Strategy):
         check_model_data(model, dataset)
 
     def setup(self):
-        self.device = torch.device(self.config.device)
+        self.ctx, device = distributed.setup(self.config.device)
+        self.device = torch.device(device)
         self.model.to(self.device)
         self.dataset.to(self.device)
+        if self.dataset.steps_per_epoch(self.config.batch_size, self.ctx.world_size, self.config.accumulate) < 1:
+            raise ValueError(f"the global batch (batch_size {self.config.batch_size} x {self.ctx.world_size} ranks x "
+                             f"accumulate {self.config.accumulate}) is larger than the training set "
+                             f"({len(self.dataset.train)} points)")
         with torch.no_grad(), pyro.validation_enabled(False):  # surface objective/model mismatches now
             self.objective.differentiable_loss(self.model.model, self.model.guide, self.dataset.valid[:2],
                                                num_data=len(self.dataset.train))
+        self.loss = ObjectiveLoss(self.model, self.objective)
+        if self.ctx.distributed:  # averages the gradients over ranks (and syncs rank 0's parameters now)
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.loss = DistributedDataParallel(self.loss, device_ids=ids,
+                                                find_unused_parameters=self._some_parameters_unused())
         if self.optimizer is None:
             params = list(self._parameters) if self._parameters is not None else list(self.model.parameters())
             opt = self._optimizer
@@ -140,9 +182,26 @@ class SVIStrategy(Strategy):
             else:
                 self.optimizer = opt(params)
 
+    def _some_parameters_unused(self) -> bool:
+        """Whether a training loss at β = 0 or β = 1 leaves some trainable parameter without a
+        gradient (e.g. the prior while the KL weight is 0): DDP must then search for them."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        x = self.dataset.binarized(self.dataset.train[:2])
+        steps = getattr(self.objective, "num_steps", None)  # SMI counts its calls (warm-up steps)
+        try:
+            for beta in (0.0, 1.0):
+                grads = torch.autograd.grad(self.loss(x, len(self.dataset.train), beta), params, allow_unused=True)
+                if any(g is None for g in grads):
+                    return True
+            return False
+        finally:
+            if steps is not None:
+                self.objective.num_steps = steps
+
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.dataset.train) / self.config.batch_size)
+        ctx = getattr(self, "ctx", None) or distributed.context()
+        return self.dataset.steps_per_epoch(self.config.batch_size, ctx.world_size, self.config.accumulate)
 
     def beta(self) -> float:
         """The KL weight at the current step (warm-up or cyclical schedule times β)."""
@@ -151,26 +210,36 @@ class SVIStrategy(Strategy):
         return kl_weight(self.step, cfg.warmup * spe, cfg.epochs * spe, cfg.beta, cfg.kl_schedule, cfg.cycles)
 
     def train_period(self, period):
-        cfg = self.config
+        cfg, ctx = self.config, self.ctx
+        epoch = self.epoch_offset + period
         n_train = len(self.dataset.train)
         total = 0.0
-        for x in self.dataset.batches("train", cfg.batch_size, shuffle=True):
+        batches = self.dataset.micro_batches(epoch, cfg.seed, cfg.batch_size, ctx.rank, ctx.world_size, cfg.accumulate)
+        for step, micro in batches:
             beta = self.beta()
-            loss = self.objective.differentiable_loss(scale_latents(self.model.model, beta),
-                                                      scale_latents(self.model.guide, beta), x, num_data=n_train)
-            check_finite(loss, "the loss", f"epoch {self.epoch_offset + period + 1}, step {self.step}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses, points = [], 0
+            for a, (j, index) in enumerate(micro):
+                distributed.seed_micro_batch(cfg.seed, epoch, step, j)
+                x = self.dataset.binarized(self.dataset.train[index])
+                sync = a == len(micro) - 1 or not ctx.distributed
+                with contextlib.nullcontext() if sync else self.loss.no_sync():
+                    loss = self.loss(x, n_train, beta)
+                    (loss / len(micro)).backward()
+                losses.append(loss.detach())
+                points += len(x)
+            loss = distributed.all_reduce_mean(torch.stack(losses).mean())
+            check_finite(loss, "the loss", f"epoch {epoch + 1}, step {self.step}")
             if cfg.normalize_gradients:
                 normalize_gradients(self.model.parameters())
             self.optimizer.step()
-            total += loss.item() * len(x) / n_train
+            total += loss.item() * points * ctx.world_size / n_train
             self.step += 1
         return {"train_loss": total / n_train, "beta": self.beta()}
 
     def validate(self):
         return mean_elbo(self.model, self.dataset, "valid", objective=self.valid_objective,
-                         batch_size=self.config.eval_batch_size)
+                         batch_size=self.config.eval_batch_size, seed=self.config.seed)
 
     def patience(self, period):
         return self.config.patience

@@ -83,7 +83,8 @@ def train_config(options: dict) -> TrainConfig:
     return TrainConfig(epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"],
                        warmup=options["warmup"], beta=options["beta"], kl_schedule=options["kl_schedule"],
                        cycles=options["cycles"], patience=options["patience"],
-                       normalize_gradients=options["normalize_gradients"], seed=options["seed"],
+                       normalize_gradients=options["normalize_gradients"], accumulate=options["accumulate"],
+                       seed=options["seed"],
                        device=options["device"], quiet=options["quiet"]).validate()
 
 
@@ -93,7 +94,8 @@ def intro_settings(config: dict) -> IntroConfig:
     o = config["options"]
     return intro_config(config["preset"], config["dataset"], iterations=o["iterations"],
                         warmup=o["warmup_iterations"], milestones=tuple(o["milestones"]), batch_size=o["batch_size"],
-                        lr_encoder=o["lr"], lr_decoder=o["lr"], r_entropy=o["r_entropy"], seed=o["seed"],
+                        lr_encoder=o["lr"], lr_decoder=o["lr"], r_entropy=o["r_entropy"], accumulate=o["accumulate"],
+                        seed=o["seed"],
                         device=o["device"], quiet=o["quiet"])
 
 

@@ -107,7 +107,10 @@ OPTIONS = _options(
     # training, epoch-based regimes
     Option("epochs", "int", "training epochs (two-phase presets: split 1:2 between the phases)", regimes=EPOCHS,
            minimum=1, resumable=True, default=100),
-    Option("batch_size", "int", "mini-batch size", minimum=1, default=100),
+    Option("batch_size", "int", "mini-batch size per process (the global batch is batch_size x processes x "
+           "accumulate)", minimum=1, default=100),
+    Option("accumulate", "int", "micro-batches of batch_size whose gradients each process averages per step",
+           minimum=1, default=1),
     Option("lr", "float", "learning rate (Adam)", positive=True, resumable=True, default=1e-3),
     Option("warmup", "int", "KL warm-up epochs (beta from 0 to 1)", regimes=EPOCHS, minimum=0, default=0),
     Option("beta", "float", "constant weight of the KL term (beta-VAE)", regimes=EPOCHS, minimum=0.0, default=1.0),

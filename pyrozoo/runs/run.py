@@ -10,6 +10,7 @@ from typing import Iterable
 import torch
 
 import pyrozoo
+from pyrozoo.inference import distributed
 from pyrozoo.inference.rundir import (CheckpointError, RunDirectory, RunDirectoryError, load_checkpoint, read_json,
                                       write_json)
 from pyrozoo.runs import engine
@@ -90,7 +91,8 @@ class Run:
         parts = self.recipe.report_for(self.config["dataset"]) if parts is None else tuple(parts)
         report = evaluate_report(self.model, self.dataset, parts, out, num_samples=num_samples, num_points=num_points,
                                  grid_size=opts.get("grid_size") or 1024, quiet=quiet)
-        write_json(out / "evaluation.json", {"preset": self.preset, "dataset": self.config["dataset"], **report})
+        if distributed.context().main:
+            write_json(out / "evaluation.json", {"preset": self.preset, "dataset": self.config["dataset"], **report})
         return report
 
     @torch.no_grad()
@@ -193,7 +195,8 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
     else:
         config = _new_config(r, options)
         changes = {}
-    data = engine.load_dataset(config)
+    ctx, _ = distributed.setup(config["options"]["device"])  # joins torchrun's process group, if any
+    data = main_first(lambda: engine.load_dataset(config))  # rank 0 first: it may decompress files
     config["binarize"] = data.binarize
     config["event_shape"] = list(data.event_shape)
     config["model"] = engine.model_options(r, config, data)
@@ -201,8 +204,10 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
                                data=data.train if r.needs_data or config["model"].get("prior") == "vampprior-data"
                                else None)
     engine.make_strategy(config, model, data)  # checks every setting of the strategy before anything is written
-    out = Path(out) if out is not None else engine.default_out(preset, config["dataset"])
-    with RunDirectory(out, mode="resume" if resume else "overwrite" if overwrite else "new") as run_dir:
+    out = Path(distributed.broadcast_object(str(out) if out is not None
+                                            else str(engine.default_out(preset, config["dataset"]))))
+    mode = "resume" if resume else "overwrite" if overwrite else "new"
+    with main_first(lambda: RunDirectory(out, mode=mode, rank=ctx.rank)) as run_dir:
         loop, result, seconds = engine.run_training(config, run_dir, data, model, changes, loggers)
         summary = {"preset": preset, "dataset": config["dataset"], **result, "train_seconds": round(seconds, 2)}
         opts = config["options"]
@@ -213,6 +218,26 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
                                            grid_size=opts.get("grid_size") or 1024, quiet=opts["quiet"]))
         run_dir.write_json("summary.json", summary)
     return Run(out, config, model, dataset=data, summary=summary)
+
+
+def main_first(fn):
+    """``fn()`` on rank 0, then on the other ranks (a single process just calls it). An error on
+    rank 0 is raised on every rank with rank 0's message, so no rank waits for a partner that left."""
+    ctx = distributed.context()
+    if not ctx.distributed:
+        return fn()
+    error, result = None, None
+    if ctx.main:
+        try:
+            result = fn()
+        except Exception as err:  # noqa: BLE001  (re-raised below, on every rank)
+            error = err
+    message = distributed.broadcast_object(None if error is None else str(error))
+    if message is not None:
+        if ctx.main:
+            raise error
+        raise ValueError(message)
+    return result if ctx.main else fn()
 
 
 def _new_config(r, options) -> dict:
@@ -275,6 +300,7 @@ def load(run_dir, device: str = "cpu") -> Run:
     _load_weights(model, weights, last if last.exists() else best)
     from pyrozoo.inference.loop import check_device
     check_device(device)
+    _, device = distributed.setup(device)  # under torchrun: join the group, one device per rank
     return Run(run_dir, config, model.to(device).eval())
 
 
