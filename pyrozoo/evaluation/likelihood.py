@@ -6,6 +6,7 @@ import sys
 import pyro
 import torch
 
+from pyrozoo import checks
 from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.inference.objectives import _analytic_kl, _data_frame, log_weights
 from pyrozoo.inference.traces import get_traces, masked, sample_sites
@@ -25,8 +26,8 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, p
     Samples are drawn ``chunk_size`` at a time, vectorised in a particle plate, and combined
     by a running logsumexp; it works for any guide (hierarchical, flows) through Pyro traces.
     """
-    if num_samples < 1 or chunk_size < 1:
-        raise ValueError("num_samples and chunk_size must be >= 1")
+    num_samples, chunk_size = checks.count("num_samples", num_samples), checks.count("chunk_size", chunk_size)
+    batch_size = checks.count("batch_size", batch_size)
     model.check_data(x)
     out = []
     from tqdm.auto import tqdm
@@ -51,6 +52,7 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True):
     KL = E_q[log q(z|x) − log p(z)] over all latent sites (closed form where registered,
     else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL.
     """
+    num_samples, batch_size = checks.count("num_samples", num_samples), checks.count("batch_size", batch_size)
     model.check_data(x)
     recs, kls = [], []
     with pyro.validation_enabled(False):
@@ -90,9 +92,11 @@ def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100):
     E_q[z|x] is the guide distribution's mean when it has one, else a Monte-Carlo mean of
     ``num_samples`` draws. Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each
     latent site of the guide inside the data plate; global sites (one value for all points, such
-    as the hyperprior's m) have no per-point mean and are left out.
+    as the hyperprior's m) have no per-point mean and are left out. ``x`` needs at least 2 points.
     """
-    model.check_data(x)
+    threshold = checks.number("threshold", threshold, minimum=0.0)
+    batch_size, num_samples = checks.count("batch_size", batch_size), checks.count("num_samples", num_samples)
+    model.check_data(x, min_points=2, why="active units are a variance across points")
     means = {}
     with pyro.validation_enabled(False):
         for xb in _batches(x, batch_size):
