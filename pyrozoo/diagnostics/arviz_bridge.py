@@ -5,6 +5,7 @@ import numpy as np
 import pyro
 import torch
 
+from pyrozoo import checks
 from pyrozoo.inference.objectives import log_weights
 from pyrozoo.inference.traces import get_traces, particle_dim, sample_sites, vectorize
 
@@ -18,6 +19,7 @@ def to_inference_data(model, x, num_samples=500):
     dims ``(chain, draw, obs)``) and ``observed_data`` (``x`` flattened to ``(obs, x_dim)``).
     One chain: the draws are independent, so R-hat is not meaningful, but ESS and summaries are.
     """
+    num_samples = checks.count("num_samples", num_samples)
     model.check_data(x)
     dim = particle_dim(model.model)
     with pyro.validation_enabled(False):
@@ -54,6 +56,13 @@ def to_inference_data(model, x, num_samples=500):
     return idata
 
 
+#: The fewest importance samples PSIS can fit: the generalised Pareto distribution is fitted to the
+#: largest M = ceil(min(S/5, 3 sqrt(S))) of S weights (Vehtari, Simpson, Gelman, Yao & Gabry 2024,
+#: "Pareto Smoothed Importance Sampling", JMLR 25(72), arXiv:1507.02646), and ArviZ needs M >= 5,
+#: else it returns k̂ = inf.
+MIN_PSIS_SAMPLES = 21
+
+
 @torch.no_grad()
 def psis_khat(model, x, num_samples=1000, batch_size=100, seed=0):
     """Pareto k̂ per data point (Yao et al. 2018) of the importance weights p(x, z)/q(z|x), ``(B,)``.
@@ -63,8 +72,11 @@ def psis_khat(model, x, num_samples=1000, batch_size=100, seed=0):
     For a model with a global latent m (a ``q_m`` part, as in the VAE of the design
     card "VAE with a Stein-Learned Hyperprior") the weights are those of the
     encoder, p(x, z | m)/q(z | x, m) with m ~ q(m): the global log p(m)/q(m) is left out, since it
-    is shared by all points and says nothing about q(z|x, m).
+    is shared by all points and says nothing about q(z|x, m). ``num_samples`` must be at least
+    :data:`MIN_PSIS_SAMPLES` (21); a few hundred give a stable k̂.
     """
+    num_samples = checks.count("num_samples", num_samples, MIN_PSIS_SAMPLES,
+                               why="PSIS fits a Pareto tail to the largest S/5 weights and needs 5 of them")
     model.check_data(x)
     from pyrozoo.evaluation.sharding import map_batches
 

@@ -5,6 +5,19 @@ import arviz as az
 import numpy as np
 import torch
 
+from pyrozoo import checks
+
+
+def _mixture(model):
+    """The Stein mixture of ``model`` (its ``q_m`` part), of a guide, or ``model`` itself."""
+    mix = getattr(model, "q_m", model)
+    if isinstance(mix, torch.nn.Module) and hasattr(mix, "loc") and hasattr(mix, "log_scale"):
+        mix = mix()
+    if not (hasattr(mix, "components") and hasattr(mix, "loc") and hasattr(mix, "log_scale")):
+        raise ValueError(f"needs a model with a q_m part (such as stein-hyperprior), a SteinMixtureGuide or a "
+                         f"SteinMixture; got {type(model).__name__}")
+    return mix
+
 
 @torch.no_grad()
 def mixture_inference_data(model, num_draws=200):
@@ -16,8 +29,8 @@ def mixture_inference_data(model, num_draws=200):
     ``(chain, draw, component, m_dim)``: ``num_draws`` draws from each component N(a_k, B_k);
     ``constant_data`` holds ``loc`` and ``scale`` ``(component, m_dim)``.
     """
-    q_m = getattr(model, "q_m", model)
-    mix = q_m() if isinstance(q_m, torch.nn.Module) else q_m
+    num_draws = checks.count("num_draws", num_draws)
+    mix = _mixture(model)
     draws = mix.components().sample((num_draws,))  # (S, M, d)
     m, d = mix.loc.shape
     coords = {"component": np.arange(m), "m_dim": np.arange(d)}
@@ -33,9 +46,10 @@ def plot_component_means(model, dims=(0, 1), ax=None):
     """Pair plot (scatter) of the component means a_k over two m coordinates ``dims``, each point
     labelled by its component; returns the matplotlib axes."""
     import matplotlib.pyplot as plt
-    q_m = getattr(model, "q_m", model)
-    mix = q_m() if isinstance(q_m, torch.nn.Module) else q_m
-    loc = mix.loc.detach().cpu().numpy()
+    loc = _mixture(model).loc.detach().cpu().numpy()
+    dims = checks.counts("dims", dims, minimum=0)
+    if len(dims) != 2 or max(dims) >= loc.shape[1]:
+        raise ValueError(f"dims must be two coordinates of m in 0..{loc.shape[1] - 1}, got {dims}")
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     i, j = dims if loc.shape[1] > 1 else (0, 0)
     ax.scatter(loc[:, i], loc[:, j])

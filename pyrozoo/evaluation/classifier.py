@@ -3,7 +3,8 @@
 import warnings
 
 import numpy as np
-import torch
+
+from pyrozoo import checks
 
 
 def latent_f1(train_z, train_y, test_z, test_y, hidden=100, epochs=100, batch_size=64, lr=1e-3, seed=0):
@@ -18,13 +19,12 @@ def latent_f1(train_z, train_y, test_z, test_y, hidden=100, epochs=100, batch_si
     from sklearn.metrics import f1_score
     from sklearn.neural_network import MLPClassifier
 
-    arrays = [torch.as_tensor(a).detach().cpu().numpy() for a in (train_z, train_y, test_z, test_y)]
-    xtr, ytr, xte, yte = arrays
-    if xtr.ndim != 2 or xte.ndim != 2 or len(xtr) != len(ytr) or len(xte) != len(yte):
-        raise ValueError(f"latent_f1 needs codes (N, d) with N labels; got {xtr.shape}/{ytr.shape} and "
-                         f"{xte.shape}/{yte.shape}")
-    if not (np.isfinite(xtr).all() and np.isfinite(xte).all()):
-        raise ValueError("latent codes contain NaN or inf")
+    xtr = checks.rows("train_z", train_z)
+    xte = checks.rows("test_z", test_z, columns=xtr.shape[1])
+    ytr, yte = checks.labels("train_y", train_y, len(xtr)), checks.labels("test_y", test_y, len(xte))
+    hidden, epochs, batch_size = (checks.count(n, v) for n, v in
+                                  (("hidden", hidden), ("epochs", epochs), ("batch_size", batch_size)))
+    lr, seed = checks.number("lr", lr, positive=True), checks.count("seed", seed, 0)
     clf = MLPClassifier(hidden_layer_sizes=(int(hidden),), activation="relu", solver="adam", learning_rate_init=lr,
                         batch_size=int(batch_size), max_iter=int(epochs), random_state=int(seed), tol=0.0,
                         n_iter_no_change=int(epochs) + 1)

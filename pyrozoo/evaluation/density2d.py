@@ -6,6 +6,7 @@ import numpy as np
 import pyro
 import torch
 
+from pyrozoo import checks
 from pyrozoo.data.toy2d import BOXES, sample_toy
 from pyrozoo.inference.introspective import decoded_mean, kl_to_prior, trace_decoder, trace_pair
 
@@ -17,6 +18,8 @@ def point_loss(model, x, batch_size=8192, kl_samples=100, analytic_kl=True):
     """L(x) = KL(q(z|x) ‖ p(z)) + ‖x − D(μ(x))‖², decoded deterministically at the posterior
     mean μ(x): ``(N, 2)`` → ``(N,)``. The KL is closed-form for N(0, I), else a Monte-Carlo mean
     over ``kl_samples`` draws (as in training)."""
+    batch_size, kl_samples = checks.count("batch_size", batch_size), checks.count("kl_samples", kl_samples)
+    model.check_data(x)
     out = []
     with pyro.validation_enabled(False):
         for start in range(0, len(x), batch_size):
@@ -31,10 +34,9 @@ def point_loss(model, x, batch_size=8192, kl_samples=100, analytic_kl=True):
 
 def grid_points(box, size=1024, dtype=torch.float32, device=None):
     """The ``size × size`` grid over ``[low, high]²`` (``box = (low, high)``): ``(size², 2)``."""
-    low, high = float(box[0]), float(box[1])
-    if not high > low or int(size) < 2:
-        raise ValueError(f"need a box with high > low and a grid of >= 2 points per side, got {box}, {size}")
-    axis = torch.linspace(low, high, int(size), dtype=dtype, device=device)
+    low, high = checks.box("box", box)
+    size = checks.count("grid_size", size, 2)
+    axis = torch.linspace(low, high, size, dtype=dtype, device=device)
     gx, gy = torch.meshgrid(axis, axis, indexing="ij")
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
@@ -46,6 +48,10 @@ def grid_normalized_elbo(loss_fn, data, box, grid_size=1024, batch_size=65536):
     ``loss_fn`` maps points ``(n, 2)`` to per-point losses ``(n,)`` (e.g. :func:`point_loss`);
     ``data`` ``(N, 2)`` are data samples (12,800 in the benchmark); the grid has ``grid_size²``
     points over ``box``. A model with the same loss everywhere scores 1/(grid_size² + N)."""
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be a function of points (n, 2), got {type(loss_fn).__name__}")
+    checks.points(data, (2,))  # its values are checked by loss_fn (point_loss checks them against the model)
+    batch_size = checks.count("batch_size", batch_size)
     grid = grid_points(box, grid_size, dtype=data.dtype, device=data.device)
     grid_sum = sum(loss_fn(grid[i:i + batch_size]).double().sum() for i in range(0, len(grid), batch_size))
     data_loss = torch.cat([loss_fn(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]).double()
@@ -55,11 +61,10 @@ def grid_normalized_elbo(loss_fn, data, box, grid_size=1024, batch_size=65536):
 def histogram_density(points, box, bins=100):
     """numpy ``histogram2d(..., bins, range=box², density=True)`` of ``points`` ``(n, 2)``:
     a ``(bins, bins)`` float64 array."""
-    p = points.detach().cpu().double().numpy() if torch.is_tensor(points) else np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"histograms need points of shape (n, 2), got {p.shape}")
-    low, high = float(box[0]), float(box[1])
-    hist, _, _ = np.histogram2d(p[:, 0], p[:, 1], bins=int(bins), range=[[low, high], [low, high]], density=True)
+    p = checks.rows("points", points, columns=2)
+    low, high = checks.box("box", box)
+    bins = checks.count("bins", bins)
+    hist, _, _ = np.histogram2d(p[:, 0], p[:, 1], bins=bins, range=[[low, high], [low, high]], density=True)
     return hist
 
 
@@ -93,6 +98,9 @@ def evaluate_2d(model, dataset, num_points=5000, data_points=12800, grid_size=10
     and generated points (decoder mean at z ~ p(z)). Returns a dict of floats."""
     if dataset not in BOXES:
         raise ValueError(f"unknown 2D data set {dataset!r}; choose from {sorted(BOXES)}")
+    num_points, data_points = checks.count("num_points", num_points), checks.count("data_points", data_points)
+    grid_size, bins = checks.count("grid_size", grid_size, 2), checks.count("bins", bins)
+    kl_samples = checks.count("kl_samples", kl_samples)
     box = BOXES[dataset]
     param = next(model.parameters())
     model.eval()

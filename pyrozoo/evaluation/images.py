@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pyrozoo import checks
+
 #: Where trained feature classifiers are cached (one file per data set and image shape).
 CACHE = Path.home() / ".cache" / "pyrozoo" / "features"
 
@@ -32,6 +34,10 @@ class FeatureNet(nn.Module):
 
     def __init__(self, event_shape, num_classes=10, width=128):
         super().__init__()
+        event_shape = checks.shape("event_shape", event_shape)
+        if len(event_shape) != 3:
+            raise ValueError(f"FeatureNet takes images (C, H, W), got event_shape {event_shape}")
+        num_classes, width = checks.count("num_classes", num_classes, 2), checks.count("width", width)
         c, h, w = event_shape
         self.event_shape = tuple(event_shape)
         self.convs = nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -54,8 +60,13 @@ def feature_classifier(name, images, labels, epochs=3, batch_size=128, lr=1e-3, 
     ``labels`` ``(N,)``, loaded from ``cache_dir`` (default :data:`CACHE`) when a net for the same
     data set ``name``, image shape and data was trained before. Returns the net in eval mode on the
     images' device, with ``train_accuracy`` set."""
-    if images.dim() != 4 or len(images) != len(labels):
-        raise ValueError(f"need images (N, C, H, W) and N labels, got {tuple(images.shape)} and {len(labels)}")
+    checks.tensor("images", images)
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    checks.points(images, images.shape[1:], name="images")
+    checks.labels("labels", labels, len(images))
+    epochs, batch_size = checks.count("epochs", epochs), checks.count("batch_size", batch_size)
+    lr, seed = checks.number("lr", lr, positive=True), checks.count("seed", seed, 0)
     key = hashlib.sha1(f"{name}{tuple(images.shape)}{float(images[:64].sum()):.4f}{epochs}{seed}".encode()).hexdigest()
     path = Path(cache_dir or CACHE) / f"{name}-{key[:12]}.pt"
     net = FeatureNet(images.shape[1:], int(labels.max()) + 1)
@@ -94,10 +105,8 @@ def frechet_distance(a, b):
     """‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}) between Gaussian fits of feature sets
     ``a`` ``(N, F)`` and ``b`` ``(M, F)`` (the FID formula of Heusel et al. 2017), in float64."""
     from scipy import linalg
-    a = np.asarray(a.detach().cpu().double() if torch.is_tensor(a) else a, dtype=np.float64)
-    b = np.asarray(b.detach().cpu().double() if torch.is_tensor(b) else b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
-        raise ValueError(f"need two feature sets (N, F) with N >= 2, got {a.shape} and {b.shape}")
+    a = checks.rows("a", a, min_rows=2)
+    b = checks.rows("b", b, columns=a.shape[1], min_rows=2)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     with warnings.catch_warnings():  # a singular product is handled below
@@ -114,6 +123,10 @@ def frechet_distance(a, b):
 def classifier_fid(net, real, fake, batch_size=1000):
     """Classifier-FID between images ``real`` and ``fake`` (each ``(N, C, H, W)``) with the
     features of ``net`` (a :class:`FeatureNet`)."""
+    batch_size = checks.count("batch_size", batch_size)
+    for name, x in (("real", real), ("fake", fake)):
+        checks.points(x, net.event_shape, min_points=2, name=name)
+
     def feats(x):
         x = x.to(next(net.parameters()).device)
         return torch.cat([net.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -132,12 +145,15 @@ def latent_probes(train_codes, train_labels, test_codes, test_labels, svm_iterat
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    def arr(t):
-        return t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)
-    xtr, ytr, xte, yte = arr(train_codes), arr(train_labels), arr(test_codes), arr(test_labels)
-    if len(xtr) != len(ytr) or len(xte) != len(yte) or xtr.ndim != 2 or xte.ndim != 2:
-        raise ValueError("need codes (N, d) with one label per code")
-    if max_train is not None and len(xtr) > max_train:
+    xtr = checks.rows("train_codes", train_codes)
+    xte = checks.rows("test_codes", test_codes, columns=xtr.shape[1])
+    ytr = checks.labels("train_labels", train_labels, len(xtr))
+    yte = checks.labels("test_labels", test_labels, len(xte))
+    svm_iterations, ks = checks.counts("svm_iterations", svm_iterations), checks.counts("ks", ks)
+    seed = checks.count("seed", seed, 0)
+    if max(ks) > len(xtr):
+        raise ValueError(f"ks must be at most the number of training codes ({len(xtr)}), got {list(ks)}")
+    if max_train is not None and len(xtr) > checks.count("max_train", max_train, max(ks)):
         idx = np.random.default_rng(seed).choice(len(xtr), int(max_train), replace=False)
         xtr, ytr = xtr[idx], ytr[idx]
     out = {}
@@ -159,6 +175,8 @@ def responsibility_entropy(model, x, batch_size=500):
     posterior draw z ~ q(z|x) per point of ``x`` (§4.2.3, eq. 11); ``nan`` for a prior that is not
     a mixture."""
     from pyrozoo.distributions.intro_prior import normalized_entropy, responsibilities
+    batch_size = checks.count("batch_size", batch_size)
+    model.check_data(x, support=False)
     mixture = model.prior()
     if not hasattr(mixture, "component_log_prob"):
         return math.nan

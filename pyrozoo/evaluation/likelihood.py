@@ -6,6 +6,7 @@ import sys
 import pyro
 import torch
 
+from pyrozoo import checks
 from pyrozoo.evaluation.sharding import cat, map_batches
 from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.inference import distributed
@@ -25,8 +26,8 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, p
     run shares the batches out over its ranks (:func:`~pyrozoo.evaluation.sharding.map_batches`),
     so the result does not depend on the number of processes.
     """
-    if num_samples < 1 or chunk_size < 1:
-        raise ValueError("num_samples and chunk_size must be >= 1")
+    num_samples, chunk_size = checks.count("num_samples", num_samples), checks.count("chunk_size", chunk_size)
+    batch_size = checks.count("batch_size", batch_size)
     model.check_data(x)
     from tqdm.auto import tqdm
     bar = tqdm(total=len(distributed.shard(-(-len(x) // batch_size))), disable=not (progress and sys.stderr.isatty()),
@@ -56,6 +57,7 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0
     else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL. Batches are seeded
     and shared out over ranks as in :func:`log_likelihood`.
     """
+    num_samples, batch_size = checks.count("num_samples", num_samples), checks.count("batch_size", batch_size)
     model.check_data(x)
 
     def one(xb):
@@ -95,10 +97,12 @@ def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100, seed
     E_q[z|x] is the guide distribution's mean when it has one, else a Monte-Carlo mean of
     ``num_samples`` draws. Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each
     latent site of the guide inside the data plate; global sites (one value for all points, such
-    as the hyperprior's m) have no per-point mean and are left out. Batches are seeded and shared
-    out over ranks as in :func:`log_likelihood`.
+    as the hyperprior's m) have no per-point mean and are left out. ``x`` needs at least 2 points.
+    Batches are seeded and shared out over ranks as in :func:`log_likelihood`.
     """
-    model.check_data(x)
+    threshold = checks.number("threshold", threshold, minimum=0.0)
+    batch_size, num_samples = checks.count("batch_size", batch_size), checks.count("num_samples", num_samples)
+    model.check_data(x, min_points=2, why="active units are a variance across points")
 
     def one(xb):
         trace = pyro.poutine.trace(model.guide).get_trace(xb)

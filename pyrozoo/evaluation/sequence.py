@@ -3,6 +3,7 @@ notes), §4.1, Algorithms 1 and 2."""
 
 import torch
 
+from pyrozoo import checks
 from pyrozoo.data.architectures import decode_types, is_valid, sequence_lengths
 
 
@@ -51,7 +52,5 @@ def sequence_metrics(model, x):
 def validity(model, n=1000):
     """Share of ``n`` greedy decodings of prior draws (``model.sample(n)``) whose layer types follow the
     architecture grammar (:func:`pyrozoo.data.architectures.is_valid`): a float in [0, 1]."""
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    types = decode_types(model.sample(int(n)))
+    types = decode_types(model.sample(checks.count("n", n)))
     return sum(is_valid(t) for t in types) / len(types)

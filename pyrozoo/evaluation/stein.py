@@ -6,6 +6,7 @@ import math
 import pyro
 import torch
 
+from pyrozoo import checks
 from pyrozoo.inference.objectives import _data_frame
 from pyrozoo.inference.traces import get_traces, masked, particle_dim, sample_sites, vectorize
 
@@ -40,8 +41,10 @@ def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_
     ≤ log-likelihood in expectation (Jensen). Returns ``{"log_likelihood": (N,), "elbo": (N,)}``
     in nats per data point.
     """
-    if num_samples < 1 or chunk_size < 1:
-        raise ValueError("num_samples and chunk_size must be >= 1")
+    num_samples, chunk_size = checks.count("num_samples", num_samples), checks.count("chunk_size", chunk_size)
+    batch_size = checks.count("batch_size", batch_size)
+    if isinstance(global_sites, str) or not all(isinstance(s, str) for s in global_sites):
+        raise ValueError(f"global_sites must be a tuple of site names such as ('m',), got {global_sites!r}")
     model.check_data(x)
     from pyrozoo.evaluation.sharding import map_batches
 

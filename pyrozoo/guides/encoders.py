@@ -2,6 +2,7 @@
 
 import torch
 
+from pyrozoo import checks
 from pyrozoo.distributions.conditional import GaussianHead
 
 
@@ -43,6 +44,9 @@ class GaussianEncoder(GaussianHead):
 def distribution_mean(d, num_samples=100):
     """The mean of distribution ``d``: exact where known, else the average of ``num_samples``
     draws (flow posteriors). Shape ``batch_shape + event_shape``."""
+    num_samples = checks.count("num_samples", num_samples)
+    if not isinstance(d, torch.distributions.Distribution):
+        raise ValueError(f"distribution_mean needs a distribution (such as model.encode(x)), got {type(d).__name__}")
     try:
         return d.mean
     except NotImplementedError:

@@ -3,6 +3,7 @@
 from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 
+from pyrozoo import checks
 from pyrozoo.models.plates import data_plate
 
 
@@ -26,10 +27,32 @@ class ZooModel(PyroModule):
     def _device(self):
         return next(self.decoder.parameters()).device
 
-    def check_data(self, x):
-        """Raise ``ValueError`` naming the problem if ``x`` is not finite, mis-shaped or outside the
-        likelihood's support."""
-        self.decoder.likelihood.validate(x)
+    def check_data(self, x, min_points=1, why="", support=True):
+        """Raise ``ValueError`` naming the problem unless ``x`` is data this model takes:
+        a tensor ``(N, *event_shape)`` with ``N >= min_points`` (``why`` says what needs them),
+        of the dtype and on the device of the model's parameters, finite and (with ``support``)
+        inside the likelihood's support. Nothing is converted; the message says how to convert.
+        ``support=False`` suits the encoder alone (q(z|x) of grey images under a Bernoulli
+        decoder, say). Returns ``x``."""
+        checks.points(x, self.event_shape, like=next(self.parameters(), None), min_points=min_points, why=why)
+        if support:
+            self.decoder.likelihood.validate(x)  # one pass over the values: NaN/inf and support
+        else:
+            checks.finite("data", x)
+        return x
+
+    def check_count(self, n, name="n"):
+        """``n`` if it is an integer >= 1 (a number of points to draw), else ``ValueError``."""
+        return checks.count(name, n)
+
+    def check_latent(self, z, n=None, name="z", dim=None):
+        """Raise ``ValueError`` unless ``z`` is a tensor ``(n, dim)`` (default ``z_dim``) of the
+        model's dtype and device, with at least one row and, if ``n`` is given, ``n`` rows.
+        Returns ``z``."""
+        checks.points(z, (self.z_dim if dim is None else dim,), like=next(self.parameters(), None), name=name)
+        if n is not None and len(z) != n:
+            raise ValueError(f"{name} holds {len(z)} rows but n={n!r} were asked for")
+        return z
 
     def plate(self, x=None, num_data=None, batch_size=None):
         """The data plate for ``x`` (validated first when Pyro validation is on) or, with ``x=None``,

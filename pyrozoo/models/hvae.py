@@ -66,19 +66,21 @@ class HVAE(ZooModel):
 
     # conveniences ------------------------------------------------------------------------
     def encode(self, x):
-        """q(z2|x), the top-level posterior (batch shape ``(B,)``)."""
-        return self.encoder_z2(x)
+        """q(z2|x), the top-level posterior (batch shape ``(B,)``), for data ``(B, *event_shape)``
+        (checked by :meth:`check_data`, without the likelihood's support)."""
+        return self.encoder_z2(self.check_data(x, support=False))
 
     @torch.no_grad()
     def sample(self, n, z=None):
         """Decoder means for ``n`` draws of p(z2) p(z1|z2), or for given top latents ``z`` = z2 ``(n, z2_dim)``."""
-        z2 = self.prior().sample((n,)) if z is None else z
+        n = self.check_count(n)
+        z2 = self.prior().sample((n,)) if z is None else self.check_latent(z, n)
         z1 = self.conditional_z1(z2).sample()
         return self.decoder.mean(z1, z2)
 
     @torch.no_grad()
     def reconstruct(self, x):
         """Decoder means at one draw of q(z2|x) q(z1|x, z2)."""
-        z2 = self.encoder_z2(x).sample()
+        z2 = self.encode(x).sample()
         z1 = self.encoder_z1(x, z2).sample()
         return self.decoder.mean(z1, z2)

@@ -153,6 +153,8 @@ class RiemannianVAE(VAE):
     @torch.no_grad()
     def encode_means(self, x, batch_size=1000):
         """Posterior centres E_q[z|x] for data ``(N, *event_shape)``: ``(N, z_dim)``."""
+        self.check_data(x, support=False)
+        batch_size = self.check_count(batch_size, "batch_size")
         return torch.cat([distribution_mean(self.encoder(x[i:i + batch_size]))
                           for i in range(0, len(x), batch_size)])
 

@@ -130,20 +130,21 @@ class SequenceVAE(VAE):
     @torch.no_grad()
     def sample(self, n):
         """Greedy decodings of ``n`` draws z ~ p(z): ``(n, T, K + 1)``."""
-        return self.generate(self.prior().sample((int(n),)))
+        return self.generate(self.prior().sample((self.check_count(n),)))
 
     @torch.no_grad()
     def reconstruct(self, x, mean=True):
         """Greedy decoding at the encoder mean (or, ``mean=False``, one draw of q(z|x)): ``(B, T, K + 1)``."""
-        q = self.encoder(x)
+        q = self.encode(x)
         return self.generate(distribution_mean(q) if mean else q.sample())
 
     @torch.no_grad()
     def teacher_forced(self, x, z=None):
         """The decoder's per-position prediction under teacher forcing at z (default the encoder
         mean): argmax one-hot types and value means (0 for types without a value), ``(B, T, K + 1)``,
-        at every position (no padding applied)."""
-        z = distribution_mean(self.encoder(x)) if z is None else z
+        at every position (no padding applied). ``x`` is checked by :meth:`check_data`."""
+        self.check_data(x)
+        z = distribution_mean(self.encoder(x)) if z is None else self.check_latent(z, len(x))
         p = self.decoder(z, x)
         k = p.type_logits.argmax(-1)
         v = torch.where(p.valued[k], p.value_loc, torch.zeros_like(p.value_loc))

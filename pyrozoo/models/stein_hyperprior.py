@@ -58,8 +58,15 @@ class SteinHyperpriorVAE(ZooModel):
 
     # conveniences --------------------------------------------------------------------------
     def encode(self, x, m=None):
-        """q(z|x, m) with batch shape ``(B,)``, at ``m`` ``(m_dim,)`` (default: the mean of q(m))."""
-        return self.encoder(x, self.q_m().mean if m is None else m)
+        """q(z|x, m) with batch shape ``(B,)``, at ``m`` ``(m_dim,)`` (default: the mean of q(m)), for data
+        ``(B, *event_shape)`` (checked by :meth:`check_data`, without the likelihood's support)."""
+        self.check_data(x, support=False)
+        if m is None:
+            return self.encoder(x, self.q_m().mean)
+        if not torch.is_tensor(m) or tuple(m.shape) != (self.m_dim,):
+            raise ValueError(f"m must be one value of the global latent, a tensor of shape ({self.m_dim},), got "
+                             f"{tuple(m.shape) if torch.is_tensor(m) else type(m).__name__}")
+        return self.encoder(x, self.check_latent(m[None], name="m", dim=self.m_dim)[0])  # its dtype and device
 
     def decode(self, z):
         """The likelihood's mean at ``z`` ``(..., z_dim)``: ``(..., *event_shape)``."""
@@ -68,11 +75,11 @@ class SteinHyperpriorVAE(ZooModel):
     @torch.no_grad()
     def sample(self, n, m=None):
         """Means of p(x|z) for ``n`` draws m ~ q(m), z ~ p(z|m): ``(n, *event_shape)``."""
-        m = self.q_m().sample((n,)) if m is None else m
+        n = self.check_count(n)
+        m = self.q_m().sample((n,)) if m is None else self.check_latent(m, n, name="m", dim=self.m_dim)
         return self.decode(self.prior(m).sample())
 
     @torch.no_grad()
     def reconstruct(self, x):
         """Decoder means at one draw m ~ q(m), z ~ q(z|x, m): ``(B, *event_shape)``."""
-        m = self.q_m().sample()
-        return self.decode(self.encoder(x, m).sample())
+        return self.decode(self.encode(x, self.q_m().sample()).sample())

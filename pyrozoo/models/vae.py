@@ -38,8 +38,9 @@ class VAE(ZooModel):
 
     # conveniences for plots and users ------------------------------------------------------
     def encode(self, x):
-        """q(z|x) as a distribution with batch shape ``(B,)``."""
-        return self.encoder(x)
+        """q(z|x) as a distribution with batch shape ``(B,)`` for data ``(B, *event_shape)``
+        (checked by :meth:`check_data`, without the likelihood's support)."""
+        return self.encoder(self.check_data(x, support=False))
 
     def decode(self, z):
         """The likelihood's mean at ``z`` ``(..., z_dim)``: ``(..., *event_shape)``."""
@@ -48,10 +49,11 @@ class VAE(ZooModel):
     @torch.no_grad()
     def sample(self, n, z=None):
         """Means of p(x|z) for ``n`` draws z ~ p(z) (or at given ``z`` ``(n, z_dim)``): ``(n, *event_shape)``."""
-        z = self.prior().sample((n,)) if z is None else z
+        n = self.check_count(n)
+        z = self.prior().sample((n,)) if z is None else self.check_latent(z, n)
         return self.decode(z)
 
     @torch.no_grad()
     def reconstruct(self, x):
         """Decoder means at one draw z ~ q(z|x): ``(B, *event_shape)``."""
-        return self.decode(self.encoder(x).sample())
+        return self.decode(self.encode(x).sample())

@@ -17,9 +17,10 @@ from pyrozoo.guides import make_encoder
 from pyrozoo.models import VAE, Decoder
 from pyrozoo.models.seqvae import seq_vae
 from pyrozoo.nn import MLP
-from pyrozoo.zoo.registry import register
+from pyrozoo.zoo.registry import checked, register
 
 
+@checked
 def mlp_vae(event_shape, z_dim=40, hidden=(300, 300), likelihood="bernoulli", gated=False,
             activation="relu", likelihood_options=None, prior=None, posterior="diagonal", flow_steps=None):
     """A VAE with MLP encoder and mirrored MLP decoder, shared by several presets.

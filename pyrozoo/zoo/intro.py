@@ -9,7 +9,7 @@ from pyrozoo.distributions import StandardNormalPrior, make_likelihood
 from pyrozoo.guides import GaussianEncoder
 from pyrozoo.models import VAE, Decoder
 from pyrozoo.zoo.classic import mlp_vae
-from pyrozoo.zoo.registry import STANDARD_REPORT, recipe, register, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, checked, recipe, register, with_prior
 
 #: (beta_rec, beta_kl, beta_neg) per 2D set, Athanasiadis et al. (2025) Table 3 (the authors' grid
 #: search); images: §5.2.
@@ -18,6 +18,7 @@ INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "che
 INTRO_PRIORS = ("standard", "mog", "vampprior")
 
 
+@checked
 def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=True, z_dim=None, hidden=None,
               channels=None, likelihood="gaussian", **likelihood_options):
     """The Soft-IntroVAE networks with prior ``prior`` (one of :data:`INTRO_PRIORS`).

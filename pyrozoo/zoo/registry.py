@@ -14,7 +14,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pyrozoo.runs.options import OPTIONS, REGIMES, check_options
+import torch
+
+from pyrozoo import checks
+from pyrozoo.runs.options import OPTIONS, REGIMES, check_options, check_value, choices
 
 _RECIPES: dict = {}
 
@@ -121,26 +124,93 @@ def build(name: str, event_shape=(1, 8, 8), **options):
 
     ``options`` are the preset's model options (:attr:`Recipe.model_options`), ``data`` for
     presets whose prior is made of training images, and likelihood settings (``num_bins``,
-    ``scale``); unknown options and bad values raise ``ValueError`` naming the valid ones.
+    ``scale``); unknown options and bad values raise ``ValueError`` naming the valid ones
+    (checked by :func:`check_builder_args` before anything is built).
     """
     r = recipe(name)
-    for key, value in options.items():
-        if key in OPTIONS and OPTIONS[key].group == "model":
-            if key not in r.model_options:
-                raise ValueError(f"{key} is not an option of preset {name!r}; its model options are "
-                                 f"{', '.join(r.model_options) or 'none'}")
-            check_options({key: value})
+    for key in options:
+        if key in OPTIONS and OPTIONS[key].group == "model" and key not in r.model_options:
+            raise ValueError(f"{key} is not an option of preset {name!r}; its model options are "
+                             f"{', '.join(r.model_options) or 'none'}")
     accepted = inspect.signature(r.builder).parameters
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     unknown = [k for k in options if k not in accepted and not (takes_kwargs and k in ("num_bins", "scale"))]
     if unknown:
         raise ValueError(f"unknown option {unknown[0]!r} for preset {name!r}; its model options are "
                          f"{', '.join(r.model_options) or 'none'}")
+    check_builder_args({"event_shape": event_shape, **options})
     return r.builder(tuple(event_shape), **options)
+
+
+def _check_scale(value):
+    """A Gaussian likelihood's scale: a positive number, ``"learned"`` or ``"decoder"``."""
+    return value if isinstance(value, str) else checks.number("scale", value, positive=True)
+
+
+#: Builder arguments that are not run options, with their checks.
+BUILDER_ARGS = {
+    "num_bins": lambda v: checks.count("num_bins", v, 2),
+    "scale": _check_scale,
+    "flow_hidden": lambda v: checks.counts("flow_hidden", v),
+    "min_precision": lambda v: checks.number("min_precision", v, positive=True),
+    "t": lambda v: checks.number("t", v, positive=True),
+    "seed": lambda v: checks.count("seed", v, 0),
+}
+
+
+def check_builder_args(arguments: dict) -> None:
+    """Check the arguments of a zoo builder by name, before anything is built; ``ValueError``
+    names the argument and what it accepts.
+
+    ``event_shape`` is a tuple of positive integers; the numeric model options of
+    :data:`pyrozoo.runs.options.OPTIONS` (``z_dim``, ``hidden``, ``num_components``, ...) keep
+    that table's bounds; ``data`` (training images) is a floating tensor ``(N, *event_shape)``;
+    :data:`BUILDER_ARGS` covers likelihood and network settings; a name (``likelihood``,
+    ``posterior``, ``kernel``, ...) must be one of the option's choices (``prior`` is left to the
+    preset, which knows its own). ``None`` means the default.
+    """
+    event_shape = arguments.get("event_shape")
+    if event_shape is not None:
+        event_shape = checks.shape("event_shape", event_shape)
+    for key, value in arguments.items():
+        option = OPTIONS.get(key)
+        if value is None or key == "event_shape":
+            continue
+        if key == "data":
+            checks.points(value, event_shape if event_shape is not None else value.shape[1:], name="data",
+                          dtype=torch.get_default_dtype()) if torch.is_tensor(value) else checks.tensor("data", value)
+        elif key in BUILDER_ARGS:
+            BUILDER_ARGS[key](value)
+        elif option is not None and option.group == "model" and option.kind in ("int", "float", "ints"):
+            low = option.minimum if option.minimum is not None else (1 if option.positive else 0)
+            if option.kind == "int":
+                checks.count(key, value, int(low))
+            elif option.kind == "ints":
+                checks.counts(key, value, int(low))
+            else:
+                checks.number(key, value, minimum=option.minimum, positive=option.positive)
+        elif option is not None and option.group == "model" and isinstance(value, str) and choices(option):
+            check_value(option, value)  # a name among the option's choices (likelihood, posterior, kernel, ...)
+
+
+def checked(builder: Callable) -> Callable:
+    """Decorator: ``builder`` with its arguments checked by :func:`check_builder_args` first."""
+    signature = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs).arguments
+        extra = next((bound.pop(p.name) for p in signature.parameters.values()
+                      if p.kind is inspect.Parameter.VAR_KEYWORD and p.name in bound), {})
+        check_builder_args({**bound, **extra})
+        return builder(*args, **kwargs)
+    return build
 
 
 def with_prior(builder: Callable, prior: str) -> Callable:
     """``builder`` with its ``prior`` option defaulting to ``prior`` (one builder, several presets)."""
+    if not isinstance(prior, str):
+        raise ValueError(f"prior must be the name of a prior part, got {prior!r}")
     @functools.wraps(builder)
     def build(event_shape, **options):
         options.setdefault("prior", prior)

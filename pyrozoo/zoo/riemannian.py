@@ -6,10 +6,11 @@ import math
 
 from pyrozoo.guides import GaussianEncoder
 from pyrozoo.nn import MLP
-from pyrozoo.zoo.registry import STANDARD_REPORT, register, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, checked, register, with_prior
 from pyrozoo.zoo.vampprior import make_prior
 
 
+@checked
 def riemannian_vae(event_shape, prior="heat", z_dim=2, hidden=(300, 300), num_centres=350, bandwidth=0.01,
                    min_precision=1e-3, sampler=None, num_components=128, likelihood="gaussian", t=1.0):
     """A VAE with the paper's coders (Tables 4-5): ELU MLPs ``hidden`` (300-300), a linear decoder

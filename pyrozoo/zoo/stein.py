@@ -10,9 +10,10 @@ from pyrozoo.distributions import make_likelihood
 from pyrozoo.models import Decoder
 from pyrozoo.nn import MLP
 from pyrozoo.zoo.classic import _VAE_DEFAULTS, mlp_vae
-from pyrozoo.zoo.registry import register
+from pyrozoo.zoo.registry import checked, register
 
 
+@checked
 def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, hidden=None, num_flows=2,
                          flow_hidden=None, conditioning="concat", repulsion_temperature=1.0, kernel="rbf",
                          likelihood="bernoulli", **likelihood_options):
@@ -57,6 +58,7 @@ def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, 
     return model
 
 
+@checked
 def flow_prior_vae(event_shape, z_dim=None, hidden=None, num_flows=2, flow_hidden=None, likelihood="bernoulli",
                    **likelihood_options):
     """The baseline without m: the networks of ``stein-hyperprior`` with p(z) = f_λ# N(0, I)."""

@@ -11,13 +11,14 @@ from pyrozoo.guides.hierarchical import JointGaussianEncoder
 from pyrozoo.models import VAE, Decoder
 from pyrozoo.models.hvae import HVAE, JointDecoder
 from pyrozoo.nn import gated_mlp, he_init
-from pyrozoo.zoo.registry import STANDARD_REPORT, register, with_prior
+from pyrozoo.zoo.registry import STANDARD_REPORT, checked, register, with_prior
 
 PRIORS = ("standard", "mog", "vampprior", "vampprior-data", "vampprior-weighted")
 _LOGVAR = (-6.0, 2.0)  # the authors' hardtanh bounds on log-variances
 _VAMP_DEFAULTS = {"epochs": 100, "lr": 5e-4, "warmup": 20, "patience": 50}
 
 
+@checked
 def make_prior(name, z_dim, encode=None, event_shape=None, num_components=500, data=None, seed=0):
     """A prior part by name (one of :data:`PRIORS`) over ``z_dim`` dims.
 
@@ -52,6 +53,7 @@ def _vamp_sizes(event_shape, z_dim, hidden, num_components):
             (128 if small else 300)), int(num_components if num_components is not None else (50 if small else 500)))
 
 
+@checked
 def gated_vae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_components=None, likelihood="bernoulli",
               data=None, **likelihood_options):
     """The VampPrior paper's one-level VAE: gated MLPs of two ``hidden``-unit layers (300),
@@ -75,6 +77,7 @@ def nn_sequential(body, out_dim, hidden):
     return nn.Sequential(body, nn.Linear(hidden, out_dim))
 
 
+@checked
 def hvae(event_shape, prior="standard", z_dim=None, hidden=None, num_components=None, likelihood="bernoulli",
          data=None, **likelihood_options):
     """The two-level HVAE of the VampPrior paper (eqs. 10-15) with the authors' gated MLPs:
@@ -95,6 +98,7 @@ def hvae(event_shape, prior="standard", z_dim=None, hidden=None, num_components=
     return HVAE(enc2, enc1, cond, dec, p)
 
 
+@checked
 def convhvae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_components=None, likelihood="bernoulli",
              data=None, pixelcnn=False, **likelihood_options):
     """ConvHVAE (VampPrior paper §5.1): the HVAE of eqs. 10-15 with gated convolutional encoders for
