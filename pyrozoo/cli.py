@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    mode.add_argument("--auto-resume", action="store_true",
+                      help="continue the run in --out when it has a checkpoint, else start it (pre-emptible jobs)")
     e = sub.add_parser("evaluate", help="evaluate a run directory into RUN_DIR/evaluations/sS")
     e.add_argument("run_dir")
     e.add_argument("--num-samples", type=_number(int, "--num-samples"), default=None,
@@ -142,7 +144,8 @@ def _train(args) -> int:
     import pyrozoo
     options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None
                and getattr(args, name) is not False}
-    run = pyrozoo.train(args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite, **options)
+    resume = "auto" if args.auto_resume else args.resume
+    run = pyrozoo.train(args.preset, out=args.out, resume=resume, overwrite=args.overwrite, **options)
     if not run.config["options"]["quiet"] and _main_rank():
         s = run.summary
         print(f"run directory: {run.path}")

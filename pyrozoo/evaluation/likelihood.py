@@ -15,18 +15,31 @@ from pyrozoo.inference.traces import get_traces, masked, sample_sites
 
 
 @torch.no_grad()
-def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, progress=False, seed=0):
+def auto_chunk(x, num_samples, budget=None):
+    """Samples per chunk so that a chunk of ``x`` ``(B, *event)`` holds about ``budget`` decoder
+    outputs (2^24 numbers on a CPU, 2^27 on a GPU by default): at least 1, at most ``num_samples``."""
+    if budget is None:
+        budget = 2 ** 27 if x.device.type == "cuda" else 2 ** 24
+    per_sample = max(1, x.numel())
+    return int(max(1, min(num_samples, budget // per_sample)))
+
+
+def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, progress=False, seed=0):
     """log p(x_i) ≈ logsumexp_s [log p(x_i, z_s) − log q(z_s|x_i)] − log S, one value per point: ``(N,)``.
 
     The estimator of Burda et al. (2016) used by Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
     arXiv:1705.07120, §5.2 (S = 5000 there).
-    Samples are drawn ``chunk_size`` at a time, vectorised in a particle plate, and combined
-    by a running logsumexp; it works for any guide (hierarchical, flows) through Pyro traces.
+    Samples are drawn ``chunk_size`` at a time (default :func:`auto_chunk`: sized to the data and
+    the device) and combined by a running logsumexp. A zoo model's direct path
+    (:meth:`~pyrozoo.models.ZooModel.direct_log_weights`, one encoder pass per point) is used
+    where it has one; any other model and guide (hierarchical, flows, custom) run vectorised in a
+    particle plate through Pyro traces.
     Batch i of ``batch_size`` points draws from an RNG seeded by (``seed``, i), and a distributed
     run shares the batches out over its ranks (:func:`~pyrozoo.evaluation.sharding.map_batches`),
     so the result does not depend on the number of processes.
     """
-    num_samples, chunk_size = checks.count("num_samples", num_samples), checks.count("chunk_size", chunk_size)
+    num_samples = checks.count("num_samples", num_samples)
+    chunk_size = None if chunk_size is None else checks.count("chunk_size", chunk_size)
     batch_size = checks.count("batch_size", batch_size)
     model.check_data(x)
     from tqdm.auto import tqdm
@@ -35,9 +48,13 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=100, batch_size=100, p
 
     def one(xb):
         acc, remaining = None, num_samples
+        chunk = chunk_size or auto_chunk(xb, num_samples)
         while remaining > 0:
-            s = min(chunk_size, remaining)
-            lw = torch.logsumexp(log_weights(model.model, model.guide, xb, num_samples=s), dim=0)
+            s = min(chunk, remaining)
+            lw = model.direct_log_weights(xb, s) if hasattr(model, "direct_log_weights") else None
+            if lw is None:
+                lw = log_weights(model.model, model.guide, xb, num_samples=s)
+            lw = torch.logsumexp(lw, dim=0)
             acc = lw if acc is None else torch.logaddexp(acc, lw)
             remaining -= s
         bar.update(1)

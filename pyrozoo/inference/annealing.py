@@ -20,12 +20,22 @@ class LatentScaleMessenger(Messenger):
             msg["scale"] = self.scale * msg["scale"]
 
 
+class ScaledLatents:
+    """``fn`` with its latent sites scaled by ``beta`` (a callable Pyro program). Objectives may
+    look at ``fn`` and ``beta`` (:class:`pyrozoo.inference.ELBO` does, to take a model's direct
+    path)."""
+
+    def __init__(self, fn, beta):
+        self.fn, self.beta = fn, beta
+
+    def __call__(self, *args, **kwargs):
+        with LatentScaleMessenger(self.beta):
+            return self.fn(*args, **kwargs)
+
+
 def scale_latents(fn, beta):
     """Return ``fn`` with its latent sites scaled by ``beta``."""
-    def wrapped(*args, **kwargs):
-        with LatentScaleMessenger(beta):
-            return fn(*args, **kwargs)
-    return wrapped
+    return ScaledLatents(fn, beta)
 
 
 def linear_warmup(step, warmup_steps):

@@ -54,6 +54,29 @@ class ZooModel(PyroModule):
             raise ValueError(f"{name} holds {len(z)} rows but n={n!r} were asked for")
         return z
 
+    def direct_elbo(self, x, num_data=None, beta=1.0, analytic_kl=True):
+        """The (scaled) ELBO of ``model``/``guide`` on the batch ``x`` computed from the parts
+        directly, without Pyro traces, or None where a model has no such path.
+        :class:`pyrozoo.inference.ELBO` takes it when it is handed this model's own ``model`` and
+        ``guide`` (optionally scaled by β) outside any Pyro handler; it must equal the traced
+        ELBO (same random draws, same value and gradients; tests/test_direct.py checks)."""
+        return None
+
+    def direct_log_weights(self, x, num_samples):
+        """log p(x, z_s) − log q(z_s|x) for ``num_samples`` draws per point ``(S, B)`` computed from
+        the parts with one encoder pass per point, or None where a model has no such path."""
+        return None
+
+    def _direct_scale(self, x, num_data):
+        """N / B of the data plate, after checking ``x`` when Pyro validation is on."""
+        if is_validation_enabled():
+            self.check_data(x)
+        n = len(x)
+        size = int(num_data) if num_data is not None else n
+        if size < n:
+            raise ValueError(f"num_data={size} is smaller than the batch ({n})")
+        return size / n
+
     def plate(self, x=None, num_data=None, batch_size=None):
         """The data plate for ``x`` (validated first when Pyro validation is on) or, with ``x=None``,
         for ``batch_size`` (default 1) new points; ``num_data`` scales a mini-batch to the data set."""

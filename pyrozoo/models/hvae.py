@@ -7,6 +7,7 @@ from pyro.nn import pyro_method
 from torch import nn
 
 from pyrozoo.models.base import ZooModel
+from pyrozoo.models.vae import latent_term
 
 
 class JointDecoder(nn.Module):
@@ -63,6 +64,39 @@ class HVAE(ZooModel):
         with self.plate(x, num_data):
             z2 = pyro.sample("z2", self.encoder_z2(x))
             return pyro.sample("z1", self.encoder_z1(x, z2))
+
+    # the same programs without Pyro traces (fast training and evaluation) ---------------------
+    def _plain(self):
+        cls = type(self)
+        return cls.model is HVAE.model and cls.guide is HVAE.guide
+
+    def direct_elbo(self, x, num_data=None, beta=1.0, analytic_kl=True):
+        """(N/B) Σ_i [log p(x_i|z1, z2) − β (KL(z2) + KL(z1))] with z2, z1 drawn as ``guide`` draws
+        them (see :meth:`ZooModel.direct_elbo`)."""
+        if not self._plain():
+            return None
+        scale = self._direct_scale(x, num_data)
+        q2 = self.encoder_z2(x)
+        z2 = q2.rsample()
+        q1 = self.encoder_z1(x, z2)
+        z1 = q1.rsample()
+        elbo = self.decoder(z1, z2).log_prob(x).sum() * scale
+        if beta != 0:
+            kl = latent_term(q2, self.prior(), z2, analytic_kl) + latent_term(q1, self.conditional_z1(z2), z1,
+                                                                             analytic_kl)
+            elbo = elbo - kl.sum() * (beta * scale)
+        return elbo
+
+    def direct_log_weights(self, x, num_samples):
+        """log p(x, z1, z2) − log q(z1, z2|x) ``(S, B)`` with one q(z2|x) pass for the batch."""
+        if not self._plain():
+            return None
+        q2 = self.encoder_z2(x)
+        z2 = q2.rsample((int(num_samples),))
+        q1 = self.encoder_z1(x, z2)
+        z1 = q1.rsample()
+        return (self.decoder(z1, z2).log_prob(x) + self.prior().log_prob(z2) + self.conditional_z1(z2).log_prob(z1)
+                - q2.log_prob(z2) - q1.log_prob(z1))
 
     # conveniences ------------------------------------------------------------------------
     def encode(self, x):

@@ -7,6 +7,15 @@ from pyro.nn import pyro_method
 from pyrozoo.models.base import ZooModel
 
 
+def latent_term(q, p, z, analytic_kl=True):
+    """KL(q ‖ p) per point where a closed form is registered, else log q(z) − log p(z) at the draw
+    ``z`` (the single-sample estimate), as :func:`pyrozoo.inference.objectives.elbo_from_traces`
+    scores a latent site. Shapes: batch ``(..., B)``."""
+    from pyrozoo.inference.objectives import _analytic_kl
+    kl = _analytic_kl(q, p) if analytic_kl else None
+    return kl if kl is not None else q.log_prob(z) - p.log_prob(z)
+
+
 class VAE(ZooModel):
     """p(z) p(x|z) with amortised q(z|x), as two Pyro programs.
 
@@ -35,6 +44,32 @@ class VAE(ZooModel):
         """The inference program: ``"z" ~ encoder(x)`` inside the data plate."""
         with self.plate(x, num_data):
             return pyro.sample("z", self.encoder(x))
+
+    # the same programs without Pyro traces (fast training and evaluation) ---------------------
+    def _plain(self):
+        cls = type(self)
+        return cls.model is VAE.model and cls.guide is VAE.guide
+
+    def direct_elbo(self, x, num_data=None, beta=1.0, analytic_kl=True):
+        """(N/B) Σ_i [log p(x_i|z_i) − β KL_i] with z_i ~ q(z|x_i) drawn as ``guide`` draws it (see
+        :meth:`ZooModel.direct_elbo`); None for subclasses that change the programs."""
+        if not self._plain():
+            return None
+        scale = self._direct_scale(x, num_data)
+        q = self.encoder(x)
+        z = q.rsample()
+        elbo = self.decoder(z).log_prob(x).sum() * scale
+        if beta != 0:
+            elbo = elbo - latent_term(q, self.prior(), z, analytic_kl).sum() * (beta * scale)
+        return elbo
+
+    def direct_log_weights(self, x, num_samples):
+        """log p(x, z_s) − log q(z_s|x) ``(S, B)`` with one encoder pass for the batch."""
+        if not self._plain():
+            return None
+        q = self.encoder(x)
+        z = q.rsample((int(num_samples),))
+        return self.decoder(z).log_prob(x) + self.prior().log_prob(z) - q.log_prob(z)
 
     # conveniences for plots and users ------------------------------------------------------
     def encode(self, x):

@@ -211,6 +211,7 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
         loop, result, seconds = engine.run_training(config, run_dir, data, model, changes, loggers)
         summary = {"preset": preset, "dataset": config["dataset"], **result, "train_seconds": round(seconds, 2)}
         opts = config["options"]
+        data.to(_device(model))  # strategies that draw their own batches leave the data where it was
         if evaluate:
             from pyrozoo.evaluation.report import evaluate_report
             summary.update(evaluate_report(model, data, r.report_for(config["dataset"]), out,
