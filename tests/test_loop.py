@@ -274,3 +274,20 @@ def test_ctrl_c_inside_a_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         loop.fit(stop_after=1)
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["loop"]["period"] == 1
+
+
+def test_a_compiled_training_step_gives_the_eager_losses_and_parameters(digits, tmp_path):
+    """torch.compile with the aot_eager backend (captured forward and backward graphs; inductor's
+    code generation takes minutes on this CPU) reproduces the eager run."""
+    import pyro
+    pyro.clear_param_store()
+    eager = fit(_vae(digits), digits, tmp_path / "eager", epochs=2, warmup=1, seed=2)
+    pyro.clear_param_store()
+    compiled = fit(_vae(digits), digits, tmp_path / "compiled", epochs=2, warmup=1, seed=2, compile="aot_eager")
+    for a, b in zip(eager.history, compiled.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["valid_elbo"] == pytest.approx(b["valid_elbo"], rel=1e-6)
+    for (name, p), q in zip(eager.model.named_parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="unknown compile backend 'fast'; choose from inductor, aot_eager"):
+        TrainConfig(compile="fast").validate()

@@ -23,6 +23,11 @@ from pyrozoo.inference.loop import Strategy, check_device, check_finite
 from pyrozoo.inference.objectives import ELBO
 
 
+#: ``torch.compile`` backends a training step may use (``inductor`` generates kernels; ``aot_eager``
+#: captures forward and backward graphs and runs them eagerly).
+COMPILE_BACKENDS = ("inductor", "aot_eager")
+
+
 @dataclass
 class TrainConfig:
     """Settings of an epoch-based run (plain values, saved with the run)."""
@@ -37,6 +42,7 @@ class TrainConfig:
     patience: int = 50
     normalize_gradients: bool = False
     accumulate: int = 1
+    compile: str | None = None
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -52,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"warmup must be an integer >= 0 (epochs), got {self.warmup!r}")
         if not (isinstance(self.beta, (int, float)) and self.beta >= 0 and math.isfinite(self.beta)):
             raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        if self.compile is not None and self.compile not in COMPILE_BACKENDS:
+            raise ValueError(f"unknown compile backend {self.compile!r}; choose from {', '.join(COMPILE_BACKENDS)}")
         if self.kl_schedule not in SCHEDULES:
             raise ValueError(f"unknown KL schedule {self.kl_schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
@@ -130,6 +138,7 @@ class SVIStrategy(Strategy):
     Mixture Inference passes itself). ``epoch_offset`` shifts the epochs this strategy reports
     (the second phase of two-phase training).
 
+    ``config.compile`` (a :data:`COMPILE_BACKENDS` name) compiles the loss with ``torch.compile``.
     A step averages the gradients of ``config.accumulate`` micro-batches of ``batch_size`` on
     each rank of a distributed run (``DistributedDataParallel`` averages across ranks), so the
     global batch is ``batch_size × ranks × accumulate``; each micro-batch's local sites are
@@ -167,6 +176,8 @@ class SVIStrategy(Strategy):
             self.objective.differentiable_loss(self.model.model, self.model.guide, self.dataset.valid[:2],
                                                num_data=len(self.dataset.train))
         self.loss = ObjectiveLoss(self.model, self.objective)
+        if self.config.compile:  # graphs of the loss, forward and backward (Pyro internals fall back to eager)
+            self.loss = torch.compile(self.loss, backend=self.config.compile)
         if self.ctx.distributed:  # averages the gradients over ranks (and syncs rank 0's parameters now)
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None

@@ -130,6 +130,8 @@ OPTIONS = _options(
     Option("kl_groups", "int", "number of latent groups for free bits", regimes=("svi", "two-phase"), minimum=1),
     Option("phase_epochs", "ints", "two-phase presets: epochs of the network phase and of the variance/prior phase, "
            "e.g. 100,200 (the paper's)", regimes=("two-phase",), minimum=1, length=2, resumable=True),
+    Option("compile", "str", "compile the training loss with torch.compile (inductor: generated kernels; "
+           "aot_eager: captured graphs run eagerly)", regimes=EPOCHS, choices=("inductor", "aot_eager")),
     Option("particle_lr", "float", "stein-hyperprior: Adam step of the Stein particles", regimes=("smi",),
            positive=True, resumable=True, default=1e-2),
     Option("elbo_particles", "int", "stein-hyperprior: draws of (m, z) per particle and step", regimes=("smi",),
