@@ -29,9 +29,9 @@ def image_grid(images, path=None, ncol=None, title=None):
             if i < n:
                 img = images[i].clamp(0, 1)
                 if img.shape[0] == 1:
-                    ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
                 else:
-                    ax.imshow(img.permute(1, 2, 0))
+                    ax.imshow(img.permute(1, 2, 0).numpy())
     if title:
         fig.suptitle(title)
     return _finish(fig, path)

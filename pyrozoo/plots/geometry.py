@@ -43,7 +43,7 @@ def _canvas(model, pts, codes, figsize, rect, n=60):
 
 def _background(ax, model, lo, hi, n):
     xs, ys, vol = log_volume_grid(model, lo, hi, n)
-    im = ax.imshow(vol, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis", aspect="auto")
+    im = ax.imshow(vol.numpy(), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis", aspect="auto")
     return im
 
 
@@ -118,13 +118,13 @@ def brownian_plot(model, path=None, num_walks=3, num_steps=200, t=None, codes=No
 
 
 def _show(ax, img):
-    img = img.clamp(0, 1)
+    img = img.clamp(0, 1)  # matplotlib gets numpy arrays: a tensor's __array__ warns under numpy 2
     if img.dim() == 3 and img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
     elif img.dim() == 3:
-        ax.imshow(img.permute(1, 2, 0))
+        ax.imshow(img.permute(1, 2, 0).numpy())
     else:
-        ax.plot(img)
+        ax.plot(img.numpy())
 
 
 def _check_2d(model):
