@@ -4,10 +4,10 @@
 ``pyrozoo.load(run_dir)`` and ``pyrozoo.from_pretrained(dir)`` reload one. The subpackages are
 attributes of the package (imported on first use): ``zoo``, ``data``, ``nn``, ``distributions``,
 ``geometry``, ``models``, ``guides``, ``inference``, ``evaluation``, ``diagnostics``, ``plots``,
-``runs``.
+``tracking``, ``runs``.
 
 Layers (lower never imports higher): ``nn``/``data`` -> ``distributions``/``geometry`` ->
-``models``/``guides`` -> ``inference`` -> ``evaluation``/``diagnostics``/``plots`` ->
+``models``/``guides`` -> ``inference`` -> ``evaluation``/``diagnostics``/``plots`` -> ``tracking`` ->
 ``zoo``/``runs`` -> ``cli``.
 """
 
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 __version__ = "0.2.0"
 
 SUBPACKAGES = ("zoo", "data", "nn", "distributions", "geometry", "models", "guides", "inference", "evaluation",
-               "diagnostics", "plots", "runs")
+               "diagnostics", "plots", "tracking", "runs")
 _API = {"train": "pyrozoo.runs", "load": "pyrozoo.runs", "from_pretrained": "pyrozoo.runs", "Run": "pyrozoo.runs"}
 
 __all__ = list(SUBPACKAGES) + list(_API)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyrozoo import (data, diagnostics, distributions, evaluation, geometry, guides, inference, models, nn, plots,
-                         runs, zoo)
+                         runs, tracking, zoo)
     from pyrozoo.runs import Run, from_pretrained, load, train
 
 

@@ -1,8 +1,9 @@
 """The ``pyrozoo`` command: argument parsing and printing over the public API (:mod:`pyrozoo.runs`).
 
     pyrozoo list
-    pyrozoo train PRESET [run options] [--out DIR] [--resume | --overwrite]
-    pyrozoo evaluate RUN_DIR [--num-samples S] [--out DIR] [--quiet]
+    pyrozoo train PRESET [run options] [--config FILE] [--out DIR] [--resume | --overwrite]
+    pyrozoo train --config runs/X/config.yaml [run options]      # run X again; flags override the file
+    pyrozoo evaluate RUN_DIR [--num-samples S] [--out DIR] [--inception-fid] [--quiet]
     pyrozoo sample RUN_DIR [-n N] [--seed S] [--out DIR]
 
 The flags of ``pyrozoo train`` are generated from :data:`pyrozoo.runs.options.OPTIONS`.
@@ -16,7 +17,7 @@ import os
 import re
 import sys
 
-from pyrozoo.runs.options import OPTIONS, choices
+from pyrozoo.runs.options import OPTIONS, check_value, choices
 
 #: Exit statuses: bad input, a failed run (divergence, a failed write), Ctrl-C.
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -51,13 +52,35 @@ def _number(kind, flag):
     return parse
 
 
+class _Names(tuple):
+    """The choices of a comma-separated list flag: argparse checks each listed name against them."""
+
+    def __contains__(self, value):
+        return all(tuple.__contains__(self, v.strip()) for v in value.split(","))
+
+
+def _names(option):
+    """The value of a comma-separated list flag, checked (``"none"`` stays the text ``"none"``)."""
+    def parse(text):
+        try:
+            check_value(option, text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+    return parse
+
+
 def _add_option(parser, option):
     names = list(option.flags) if option.flags else [option.flag]
     kw = {"dest": option.name, "default": None, "help": option.help}
     if option.kind == "bool":
         parser.add_argument(*names, action="store_true", **kw)
         return
-    kw["metavar"] = {"int": "N", "float": "X", "path": "DIR", "ints": "A,B"}.get(option.kind, "NAME")
+    kw["metavar"] = option.metavar or {"int": "N", "float": "X", "path": "DIR", "ints": "A,B"}.get(option.kind, "NAME")
+    if option.kind == "names":
+        kw.update(type=_names(option), choices=_Names(choices(option)), metavar="|".join(choices(option)))
+        parser.add_argument(*names, **kw)
+        return
     if option.kind == "ints":
         kw["type"] = _ints(names[0])
     elif option.kind in ("int", "float"):
@@ -79,13 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the presets")
     t = sub.add_parser("train", help="train a preset, evaluate it and write a run directory")
-    t.add_argument("preset", choices=list(zoo.presets()), metavar="PRESET", help="a preset (pyrozoo list)")
+    t.add_argument("preset", nargs="?", choices=list(zoo.presets()), metavar="PRESET",
+                   help="a preset (pyrozoo list); may be left out with --config")
     groups = {g: t.add_argument_group(title) for g, title in
               (("data", "data"), ("model", "model (each preset takes some)"), ("train", "training"),
                ("eval", "evaluation"), ("run", "run"))}
     for option in OPTIONS.values():
         _add_option(groups[option.group], option)
     run = groups["run"]
+    run.add_argument("--config", metavar="FILE", help="a YAML or JSON run configuration (preset, dataset, options), "
+                     "e.g. a run's config.yaml; flags given here override it")
     run.add_argument("--out", help="run directory (default runs/PRESET-DATASET, numbered when it exists)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -99,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-points", type=_number(int, "--num-points"), default=None,
                    help="test points of the log-likelihood (default: the run's eval_points, else all)")
     e.add_argument("--out", help="folder for evaluation.json and figures (default RUN_DIR/evaluations/sS)")
+    e.add_argument("--inception-fid", action="store_true", default=None,
+                   help=OPTIONS["inception_fid"].help + " (default: the run's setting)")
+    e.add_argument("--inception-weights", metavar="FILE", default=None, help=OPTIONS["inception_weights"].help)
     e.add_argument("--device", default="cpu")
     e.add_argument("--quiet", action="store_true")
     s = sub.add_parser("sample", help="draw samples from a trained run into RUN_DIR/samples/nN-seedS")
@@ -145,11 +174,13 @@ def _train(args) -> int:
     options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None
                and getattr(args, name) is not False}
     resume = "auto" if args.auto_resume else args.resume
-    run = pyrozoo.train(args.preset, out=args.out, resume=resume, overwrite=args.overwrite, **options)
+    run = pyrozoo.train(args.preset, out=args.out, config=args.config, resume=resume, overwrite=args.overwrite,
+                        **options)
     if not run.config["options"]["quiet"] and _main_rank():
         s = run.summary
         print(f"run directory: {run.path}")
-        shown = [f"{k} {s[k]:.4g}" for k in ("test_log_likelihood", "test_elbo", "gnelbo", "kl", "jsd") if k in s]
+        shown = [f"{k} {s[k]:.4g}" for k in ("test_log_likelihood", "test_elbo", "gnelbo", "kl", "jsd",
+                                              "classifier_fid_gen", "inception_fid_gen") if k in s]
         if "active_units" in s:
             shown.append(f"active units {s['active_units']}")
         print(", ".join(shown))
@@ -159,7 +190,8 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import pyrozoo
     run = pyrozoo.load(args.run_dir, device=args.device)
-    report = run.evaluate(num_samples=args.num_samples, num_points=args.num_points, out=args.out, quiet=args.quiet)
+    report = run.evaluate(num_samples=args.num_samples, num_points=args.num_points, out=args.out, quiet=args.quiet,
+                          inception_fid=args.inception_fid, inception_weights=args.inception_weights)
     if not _main_rank():
         return 0
     samples = args.num_samples or run.config["options"]["eval_samples"]

@@ -153,12 +153,12 @@ pyrozoo.train("vae", out={out!r}, epochs=3, z_dim=4, hidden=[32], eval_samples=1
 
 
 def test_a_run_killed_while_writing_best_resumes_to_the_uninterrupted_result(tmp_path):
-    """The kill lands half-way through best.pt of epoch 2 (the 5th write: last, best, metrics per
-    epoch); the resumed run reports the same best epoch, with the same weights, as a run never
-    killed."""
+    """The kill lands half-way through last.pt of epoch 2 (the 6th write: config.json, config.yaml,
+    then last, best, metrics per epoch); the resumed run reports the same best epoch, with the same
+    weights, as a run never killed."""
     full = pyrozoo.train("vae", out=tmp_path / "full", epochs=3, z_dim=4, hidden=[32], eval_samples=10, quiet=True)
     out = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN.format(tests=str(TESTS), n=5, out=str(out))],
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN.format(tests=str(TESTS), n=6, out=str(out))],
                           capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     resumed = pyrozoo.train("vae", out=out, resume=True, quiet=True)

@@ -22,7 +22,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,5 +262,19 @@ def evaluate_report(model, dataset, parts, out, num_samples=5000, num_points=Non
     report = {}
     for part in parts:
         if main or part in SHARDED_PARTS:  # in a distributed run rank 0 alone draws and writes
-            report.update(REPORT_PARTS[part](ctx))
+            with announce(part, ctx.quiet):
+                report.update(REPORT_PARTS[part](ctx))
     return distributed.broadcast_object(report)
+
+
+@contextmanager
+def announce(part: str, quiet: bool):
+    """Around a report part: when not ``quiet`` and stderr is a log file or a pipe (where no
+    progress bar is drawn), a line as it starts and one with its seconds as it ends."""
+    plain = not quiet and not sys.stderr.isatty()
+    start = time.perf_counter()
+    if plain:
+        print(f"evaluate: {part} ...", file=sys.stderr, flush=True)
+    yield
+    if plain:
+        print(f"evaluate: {part} done ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)

@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover
 MODES = ("new", "resume", "overwrite", "auto")
 #: Entries of a run directory that ``overwrite`` may remove (nothing else is touched).
 RUN_ENTRIES = ("config.json", "config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "figures", "evaluations",
-               "samples", "q_m.nc", "samples.txt", "tensorboard")
+               "samples", "q_m.nc", "samples.txt", "tensorboard", "wandb", "tracking.json")
 
 
 class RunDirectoryError(ValueError):

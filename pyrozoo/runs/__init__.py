@@ -10,6 +10,7 @@
     run.resume(epochs=100)                      # continue training
     run.save_pretrained("export/vamp")          # safetensors + config.json
     model = pyrozoo.from_pretrained("export/vamp")
+    run = pyrozoo.train(config="runs/vamp/config.yaml", out="runs/vamp-again")   # the same run again
 
 :func:`train` runs every preset in its regime: SVI with any objective, Stein Mixture Inference,
 two-phase training and the introspective game (see :mod:`pyrozoo.zoo`).
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING
 
 from pyrozoo.runs.options import OPTIONS, REGIMES, Option
 
-__all__ = ["OPTIONS", "REGIMES", "Option", "Run", "from_pretrained", "load", "read_config", "save_pretrained", "train"]
+__all__ = ["OPTIONS", "REGIMES", "Option", "Run", "from_pretrained", "load", "read_config", "read_run_config",
+           "save_pretrained", "train"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyrozoo.runs.configfile import read_run_config
     from pyrozoo.runs.run import Run, from_pretrained, load, read_config, save_pretrained, train
 
 

@@ -11,7 +11,7 @@ options (:data:`~pyrozoo.runs.options.OPTIONS` ``resumable``), and each change i
 
 from __future__ import annotations
 
-from pyrozoo.runs.options import OPTIONS, check_options, default_eval_samples, options_for
+from pyrozoo.runs.options import OPTIONS, check_options, check_value, default_eval_samples, options_for, unknown_option
 from pyrozoo.zoo.registry import Recipe
 
 
@@ -27,7 +27,6 @@ def check_for_recipe(recipe: Recipe, options: dict):
     valid = set(applicable(recipe))
     for name, value in options.items():
         if name not in OPTIONS:
-            from pyrozoo.runs.options import unknown_option
             raise unknown_option(name, OPTIONS)
         if name in valid or value is None or value is False and OPTIONS[name].kind == "bool":
             continue
@@ -53,7 +52,7 @@ def resolve(recipe: Recipe, options: dict) -> dict:
         value = given.get(name, defaults.get(name, option.default))
         if name == "eval_samples" and name not in given:
             value = default_eval_samples()
-        resolved[name] = value
+        resolved[name] = check_value(option, value) if option.kind == "names" else value
     resolved["dataset"] = dataset
     _derive(recipe, resolved, given, defaults)
     return resolved

@@ -15,6 +15,7 @@ from pyrozoo.data import load as load_data
 from pyrozoo.inference import (SMI, IntroStrategy, SVIStrategy, TrainConfig, TrainingLoop, TwoPhaseStrategy,
                                make_objective, stein_param_groups, switch_prior)
 from pyrozoo.inference.game import IntroConfig
+from pyrozoo.runs.configfile import write_yaml
 from pyrozoo.zoo.registry import Recipe, recipe as get_recipe
 
 GREY_IMAGES = ("digits", "mnist", "fashion-mnist")
@@ -175,23 +176,51 @@ def check_progress(config: dict, loop: TrainingLoop):
 
 
 def run_training(config: dict, run_dir, dataset, model, changes=None, loggers=()) -> tuple:
-    """Train (or resume) into the open run directory ``run_dir``, writing ``config.json`` once
-    the settings are known to fit the checkpoint; returns ``(loop, result, seconds)`` with the
-    best weights loaded into ``model``."""
+    """Train (or resume) into the open run directory ``run_dir``, writing ``config.json`` and
+    ``config.yaml`` once the settings are known to fit the checkpoint; returns ``(loop, result,
+    seconds)`` with the best weights loaded into ``model``. The loop's loggers (``loggers`` and the
+    trackers the configuration names, see :func:`tracking_loggers`) stay open so that the caller
+    can log the evaluation (:func:`log_summary`) and then ``loop.close()`` them; on a failure they
+    are closed here."""
     strategy = make_strategy(config, model, dataset)
     loop = TrainingLoop(strategy, run_dir, loggers=loggers)
-    if run_dir.resuming:
-        loop.resume()
-        check_progress(config, loop)
-        apply_changes(strategy, changes or {}, config)  # onto the restored optimiser and strategy
-    run_dir.write_json("config.json", config)
-    start = time.perf_counter()
     try:
+        if run_dir.resuming:
+            loop.resume()
+            check_progress(config, loop)
+            apply_changes(strategy, changes or {}, config)  # onto the restored optimiser and strategy
+        run_dir.write_json("config.json", config)
+        if run_dir.writer:
+            write_yaml(run_dir.path / "config.yaml", config)
+        loop.loggers[:0] = tracking_loggers(config, run_dir, model, dataset, strategy)
+        start = time.perf_counter()
         result = loop.fit()
-    finally:
+    except BaseException:
         loop.close()
+        raise
     loop.load_best()
     return loop, result, time.perf_counter() - start
+
+
+def tracking_loggers(config: dict, run_dir, model, dataset, strategy) -> list:
+    """The experiment trackers of the configuration's ``loggers`` option (see
+    :mod:`pyrozoo.tracking`), each with a :class:`~pyrozoo.tracking.PeriodProbe` of ``model``;
+    none on a process that does not write the run directory."""
+    names = config["options"].get("loggers") or []
+    if not names or not run_dir.writer:
+        return []
+    from pyrozoo.tracking import make_loggers
+    from pyrozoo.tracking.probe import PeriodProbe
+    report = get_recipe(config["preset"]).report_for(config["dataset"])
+    probe = PeriodProbe(model, dataset, strategy, kl="elbo" in report, seed=config["options"]["seed"])
+    return make_loggers(names, run_dir.path, config, probe)
+
+
+def log_summary(loggers, summary: dict):
+    """Hand the evaluation report to the loggers that take one (``log_summary(summary)``)."""
+    for logger in loggers:
+        if hasattr(logger, "log_summary"):
+            logger.log_summary(summary)
 
 
 def default_out(preset: str, dataset: str) -> Path:

@@ -22,12 +22,14 @@ LIKELIHOODS = ("bernoulli", "gaussian", "dlogistic")
 @dataclass(frozen=True)
 class Option:
     """One run option: ``kind`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"ints"``
-    (a list of integers) or ``"path"``; ``minimum`` (inclusive; ``positive`` makes it exclusive
-    at 0), ``choices`` and ``length`` (for ``"ints"``) bound the values; ``regimes`` lists the
+    (a list of integers), ``"names"`` (a list of ``choices``, comma-separated on the command
+    line) or ``"path"``; ``minimum`` (inclusive; ``positive`` makes it exclusive at 0),
+    ``choices`` and ``length`` (for ``"ints"``) bound the values; ``regimes`` lists the
     training regimes it applies to; ``group`` is ``"data"``, ``"model"``, ``"train"``, ``"eval"``
     or ``"run"`` (model options go to the preset's builder, when it takes them); ``resumable``
     options may change when a run resumes; ``default`` applies when neither the preset nor the
-    caller sets a value (None: the builder's or strategy's own default)."""
+    caller sets a value (None: the builder's or strategy's own default); ``metavar`` names the
+    value in the command-line help (default: by kind)."""
 
     name: str
     kind: str
@@ -41,6 +43,7 @@ class Option:
     resumable: bool = False
     default: Any = None
     flags: tuple = ()
+    metavar: str | None = None
 
     @property
     def flag(self) -> str:
@@ -152,10 +155,19 @@ OPTIONS = _options(
            group="eval", minimum=1, resumable=True),
     Option("grid_size", "int", "Soft-IntroVAE on 2D sets: points per side of the gnELBO grid",
            group="eval", regimes=("introspective",), minimum=2, resumable=True, default=1024),
+    Option("inception_fid", "bool", "image data: also report the standard FID (InceptionV3 features of "
+           "torch-fidelity; pip install \"pyrozoo[fid]\") of samples and reconstructions against the test images "
+           "(the first eval_points of them)", group="eval", resumable=True, default=False),
+    Option("inception_weights", "path", "InceptionV3 weights file of the standard FID (default: "
+           "$PYROZOO_INCEPTION_WEIGHTS, else torch-fidelity downloads them)", group="eval", resumable=True,
+           metavar="FILE"),
     # the run
     Option("device", "str", "cpu, cuda or cuda:N", group="run", resumable=True, default="cpu"),
     Option("seed", "int", "seed of every random draw", group="run", minimum=0, default=0),
     Option("quiet", "bool", "no progress bars or messages", group="run", resumable=True, default=False),
+    Option("loggers", "names", "experiment trackers, comma-separated: tensorboard (RUN/tensorboard), wandb, mlflow "
+           "(pip install \"pyrozoo[wandb]\", \"pyrozoo[mlflow]\"), or none (default: tensorboard)", group="run",
+           choices=("none", "tensorboard", "wandb", "mlflow"), resumable=True, default=("tensorboard",)),
 )
 
 
@@ -176,11 +188,13 @@ def default_eval_samples() -> int:
     return int(raw)
 
 
-def unknown_option(name: str, valid) -> ValueError:
-    """A ``ValueError`` for the unknown option ``name``, with close matches and the valid names."""
-    close = difflib.get_close_matches(name, list(valid), n=3)
+def unknown_option(name: str, valid, what: str = "option", where: str = "") -> ValueError:
+    """A ``ValueError`` for the unknown ``what`` ``name`` (found in ``where``, e.g. a file), with
+    close matches and the valid names."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ValueError(f"unknown option {name!r}{hint}; valid options: {', '.join(sorted(valid))}")
+    prefix = f"{where}: " if where else ""
+    return ValueError(f"{prefix}unknown {what} {name!r}{hint}; valid {what}s: {', '.join(sorted(map(str, valid)))}")
 
 
 def check_value(option: Option, value: Any) -> Any:
@@ -213,6 +227,8 @@ def check_value(option: Option, value: Any) -> Any:
         for v in value:
             _check_range(option, v)
         return list(value)
+    if kind == "names":
+        return _check_names(option, value)
     if kind == "path":
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             raise ValueError(f"{name} must be a path, got {value!r}")
@@ -226,6 +242,24 @@ def check_value(option: Option, value: Any) -> Any:
         from pyrozoo.inference.loop import check_device
         check_device(value)
     return value
+
+
+def _check_names(option: Option, value) -> list:
+    """A ``"names"`` value: a list of choices or one comma-separated string of them; ``"none"``
+    stands alone and gives the empty list."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or any(not isinstance(n, str) for n in names):
+        raise ValueError(f"{option.name} must be a list of names or a comma-separated string, got {value!r}")
+    names = [n.strip() for n in names]
+    accepted = choices(option)
+    for n in names:
+        if n not in accepted:
+            raise ValueError(f"unknown {option.name} entry {n!r}; choose from {', '.join(accepted)} (comma-separated)")
+    if "none" in names and len(names) > 1:
+        raise ValueError(f"{option.name}: 'none' cannot be combined with other names, got {','.join(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{option.name} names an entry twice: {','.join(names)}")
+    return [n for n in names if n != "none"]
 
 
 def _range(option: Option) -> str:

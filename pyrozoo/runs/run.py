@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Iterable
-
 import torch
 
 import pyrozoo
@@ -15,6 +13,7 @@ from pyrozoo.inference.rundir import (CheckpointError, RunDirectory, RunDirector
                                       write_json)
 from pyrozoo.runs import engine
 from pyrozoo.runs.config import changes_on_resume, check_for_recipe, resolve
+from pyrozoo.runs.configfile import check_derived, read_run_config
 from pyrozoo.runs.options import check_value, OPTIONS
 from pyrozoo.zoo.registry import recipe as get_recipe
 
@@ -74,23 +73,27 @@ class Run:
 
     # -- using the trained model ---------------------------------------------------------------
     def evaluate(self, num_samples: int | None = None, num_points: int | None = None, out=None, parts=None,
-                 quiet: bool = True) -> dict:
+                 quiet: bool = True, inception_fid: bool | None = None, inception_weights=None) -> dict:
         """The preset's evaluation report (the same as ``pyrozoo evaluate``) with ``num_samples``
         importance samples on the first ``num_points`` test points (defaults: the run's
         ``eval_samples`` and ``eval_points``). ``parts``: report parts to run instead of the
-        recipe's (see :mod:`pyrozoo.evaluation.report`). Results and figures go to ``out``
-        (default ``RUN/evaluations/s{num_samples}``), never over the training run's own files;
-        the report is also returned."""
-        from pyrozoo.evaluation.report import evaluate_report
-        opts = self.config["options"]
+        recipe's (see :mod:`pyrozoo.evaluation.report`). ``inception_fid``: add the standard FID
+        (:mod:`pyrozoo.evaluation.fid`; default: the run's option) with the InceptionV3 weights
+        file ``inception_weights``. Results and figures go to ``out`` (default
+        ``RUN/evaluations/s{num_samples}``), never over the training run's own files; the report
+        is also returned."""
+        opts = dict(self.config["options"])
         num_samples = opts["eval_samples"] if num_samples is None else num_samples
         num_points = opts.get("eval_points") if num_points is None else num_points
-        check_value(OPTIONS["eval_samples"], num_samples)
-        check_value(OPTIONS["eval_points"], num_points)
+        for name, value in (("eval_samples", num_samples), ("eval_points", num_points),
+                            ("inception_fid", inception_fid), ("inception_weights", inception_weights)):
+            check_value(OPTIONS[name], value)
+            if value is not None:
+                opts[name] = value
+        _check_inception(opts, self.dataset)
         out = Path(out) if out is not None else self.path / "evaluations" / f"s{num_samples}"
         parts = self.recipe.report_for(self.config["dataset"]) if parts is None else tuple(parts)
-        report = evaluate_report(self.model, self.dataset, parts, out, num_samples=num_samples, num_points=num_points,
-                                 grid_size=opts.get("grid_size") or 1024, quiet=quiet)
+        report = _report(self.model, self.dataset, parts, out, opts, quiet)
         if distributed.context().main:
             write_json(out / "evaluation.json", {"preset": self.preset, "dataset": self.config["dataset"], **report})
         return report
@@ -140,9 +143,10 @@ class Run:
         return out
 
     # -- continuing and sharing ----------------------------------------------------------------
-    def resume(self, loggers: Iterable = (), **changes) -> "Run":
+    def resume(self, loggers=None, **changes) -> "Run":
         """Continue training this run (see :func:`train` with ``resume=True``); ``changes`` may
-        lengthen it or change resumable settings (``epochs``, ``lr``, ...). Returns the updated run."""
+        lengthen it or change resumable settings (``epochs``, ``lr``, ``loggers``, ...). Returns the
+        updated run."""
         run = train(self.preset, out=self.path, resume=True, loggers=loggers, **changes)
         self.__dict__.update(run.__dict__)
         return self
@@ -163,8 +167,9 @@ def _device(model) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | str = False, overwrite: bool = False,
-          evaluate: bool = True, loggers: Iterable = (), **options) -> Run:
+def train(preset: str | None = None, dataset: str | None = None, out=None, *, config=None,
+          resume: bool | str = False, overwrite: bool = False, evaluate: bool = True, loggers=None,
+          **options) -> Run:
     """Train preset ``preset`` in its own regime (SVI with any objective, Stein Mixture Inference,
     two-phase, or the introspective game), evaluate it, and return the :class:`Run`.
 
@@ -173,17 +178,45 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
     ``resume=True`` (continue it; ``"auto"``: continue it when it has a checkpoint, else start
     it) or ``overwrite=True`` (replace an earlier run there). ``options``: run options such as
     ``epochs``, ``lr``, ``z_dim``, ``eval_samples`` (:data:`pyrozoo.runs.options.OPTIONS`;
-    ``pyrozoo train --help`` lists them). Every setting is checked before any work starts.
-    ``evaluate=False`` skips the evaluation report (:meth:`Run.evaluate` runs it later).
-    ``loggers``: objects with ``log(record, step)`` and ``close()`` called after each period.
+    ``pyrozoo train --help`` lists them). ``config``: a YAML or JSON run configuration (a run's
+    ``config.yaml``, or a file naming the preset, data set and options; see
+    :func:`pyrozoo.runs.read_run_config`) to start from; ``preset``, ``dataset`` and ``options``
+    given here override it (a resume compares the file's settings with the saved ones like
+    options given here: the same file continues, ``resume="auto"`` with it suits pre-emptible
+    jobs). Every setting is checked before any work starts. ``evaluate=False`` skips the
+    evaluation report (:meth:`Run.evaluate` runs it later).
+
+    ``loggers``: experiment trackers by name (``"tensorboard"``, ``"wandb"``, ``"mlflow"``, a
+    comma-separated string of them, or ``"none"``; default the ``loggers`` option, TensorBoard
+    into ``RUN/tensorboard``) and/or logger objects with ``log(record, step)`` and ``close()``
+    (called after each period and at the end), which are added to the named ones.
     """
+    names, objects = _split_loggers(loggers)
+    source = None
+    if config is not None:
+        source = read_run_config(config)
+        if preset is not None and source["preset"] not in (None, preset):
+            raise ValueError(f"{config} is a configuration of preset {source['preset']!r}, not {preset!r}")
+        preset = preset or source["preset"]
+        if preset is None:
+            raise ValueError(f"{config} names no preset; add 'preset: NAME' or pass the preset")
+        options = {**source["options"], **({"dataset": source["dataset"]} if source["dataset"] else {}),
+                   **{k: v for k, v in options.items() if v is not None}}
+    if preset is None:
+        raise ValueError("train needs a preset name (pyrozoo list shows them) or a configuration file that names "
+                         "one (--config FILE, config=FILE)")
     r = get_recipe(preset)
+    if source is not None and source["derived"].get("regime") not in (None, r.regime):
+        raise ValueError(f"{config} is for the {source['derived']['regime']} regime; preset {preset!r} trains by "
+                         f"{r.regime}")
     if resume not in (False, True, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     if dataset is not None:
         options["dataset"] = dataset
+    if names is not None:
+        options["loggers"] = names
     if resume == "auto":
         if out is None:
             raise ValueError("resume='auto' needs out= (the run directory)")
@@ -191,34 +224,80 @@ def train(preset: str, dataset: str | None = None, out=None, *, resume: bool | s
     if resume:
         if out is None:
             raise ValueError("resume needs out= (the run directory to continue)")
-        config, changes = _resumed_config(r, Path(out), options)
+        settings, changes = _resumed_config(r, Path(out), options)
     else:
-        config = _new_config(r, options)
+        settings = _new_config(r, options)
         changes = {}
-    ctx, _ = distributed.setup(config["options"]["device"])  # joins torchrun's process group, if any
-    data = main_first(lambda: engine.load_dataset(config))  # rank 0 first: it may decompress files
-    config["binarize"] = data.binarize
-    config["event_shape"] = list(data.event_shape)
-    config["model"] = engine.model_options(r, config, data)
-    model = engine.build_model(config, data.event_shape,
-                               data=data.train if r.needs_data or config["model"].get("prior") == "vampprior-data"
+    from pyrozoo.tracking import check_available
+    check_available(settings["options"].get("loggers") or [])
+    ctx, _ = distributed.setup(settings["options"]["device"])  # joins torchrun's process group, if any
+    data = main_first(lambda: engine.load_dataset(settings))  # rank 0 first: it may decompress files
+    settings["binarize"] = data.binarize
+    settings["event_shape"] = list(data.event_shape)
+    settings["model"] = engine.model_options(r, settings, data)
+    if source is not None:
+        check_derived(config, source["derived"], settings)
+    _check_inception(settings["options"], data)
+    model = engine.build_model(settings, data.event_shape,
+                               data=data.train if r.needs_data or settings["model"].get("prior") == "vampprior-data"
                                else None)
-    engine.make_strategy(config, model, data)  # checks every setting of the strategy before anything is written
+    engine.make_strategy(settings, model, data)  # checks every setting of the strategy before anything is written
     out = Path(distributed.broadcast_object(str(out) if out is not None
-                                            else str(engine.default_out(preset, config["dataset"]))))
+                                            else str(engine.default_out(preset, settings["dataset"]))))
     mode = "resume" if resume else "overwrite" if overwrite else "new"
     with main_first(lambda: RunDirectory(out, mode=mode, rank=ctx.rank)) as run_dir:
-        loop, result, seconds = engine.run_training(config, run_dir, data, model, changes, loggers)
-        summary = {"preset": preset, "dataset": config["dataset"], **result, "train_seconds": round(seconds, 2)}
-        opts = config["options"]
-        data.to(_device(model))  # strategies that draw their own batches leave the data where it was
-        if evaluate:
-            from pyrozoo.evaluation.report import evaluate_report
-            summary.update(evaluate_report(model, data, r.report_for(config["dataset"]), out,
-                                           num_samples=opts["eval_samples"], num_points=opts.get("eval_points"),
-                                           grid_size=opts.get("grid_size") or 1024, quiet=opts["quiet"]))
-        run_dir.write_json("summary.json", summary)
-    return Run(out, config, model, dataset=data, summary=summary)
+        loop, result, seconds = engine.run_training(settings, run_dir, data, model, changes, objects)
+        try:
+            summary = {"preset": preset, "dataset": settings["dataset"], **result, "train_seconds": round(seconds, 2)}
+            opts = settings["options"]
+            data.to(_device(model))  # strategies that draw their own batches leave the data where it was
+            if evaluate:
+                summary.update(_report(model, data, r.report_for(settings["dataset"]), out, opts, opts["quiet"]))
+            run_dir.write_json("summary.json", summary)
+            engine.log_summary(loop.loggers, summary)
+        finally:
+            loop.close()
+    return Run(out, settings, model, dataset=data, summary=summary)
+
+
+def _split_loggers(loggers) -> tuple:
+    """``loggers`` of :func:`train` as ``(names or None, logger objects)``."""
+    if loggers is None:
+        return None, []
+    if isinstance(loggers, str):
+        return loggers, []
+    items = list(loggers)
+    names = [x for x in items if isinstance(x, str)]
+    return (names or None), [x for x in items if not isinstance(x, str)]
+
+
+def _check_inception(opts: dict, data):
+    """Refuse the standard FID on data that are not images, or without its extra, before any work."""
+    if not opts.get("inception_fid"):
+        return
+    from pyrozoo.evaluation import fid
+    from pyrozoo.tracking.probe import is_image_data
+    if not is_image_data(data):
+        raise ValueError(f"inception_fid needs image data; {data.name} holds {tuple(data.event_shape)}-shaped points")
+    fid.check_available(opts.get("inception_weights"))
+
+
+def _report(model, data, parts, out, opts: dict, quiet: bool) -> dict:
+    """The evaluation report ``parts`` with the run options ``opts`` (and the standard FID when
+    ``opts["inception_fid"]``)."""
+    from pyrozoo.evaluation.report import evaluate_report
+    report = evaluate_report(model, data, parts, out, num_samples=opts["eval_samples"],
+                             num_points=opts.get("eval_points"), grid_size=opts.get("grid_size") or 1024, quiet=quiet)
+    if opts.get("inception_fid"):  # rank 0 draws and scores; every rank returns its numbers
+        from pyrozoo.evaluation.fid import inception_fid_report
+        from pyrozoo.evaluation.report import announce
+        scores = None
+        if distributed.context().main:
+            with announce("inception_fid", quiet):
+                scores = inception_fid_report(model, data, num_points=opts.get("eval_points"),
+                                              weights=opts.get("inception_weights"), quiet=quiet)
+        report.update(distributed.broadcast_object(scores))
+    return report
 
 
 def main_first(fn):
