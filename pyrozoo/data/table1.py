@@ -5,15 +5,15 @@ Static MNIST, OMNIGLOT, Caltech 101 Silhouettes, Frey Faces and Histopathology p
 from the files the VampPrior authors point to (their appendix, §8), each kept in its own
 folder under the data root (see :func:`pyrozoo.data.images.data_root`):
 
-==================  ========================  =================================================
-name                folder                    files
-==================  ========================  =================================================
-``static-mnist``    ``MNIST_static/``         ``binarized_mnist_{train,valid,test}.amat``
-``omniglot``        ``OMNIGLOT/``             ``chardata.mat``
-``caltech101``      ``Caltech101Silhouettes/`` ``caltech101_silhouettes_28_split1.mat``
-``frey-faces``      ``Freyfaces/``            ``frey_rawface.mat``
-``histopathology``  ``HistopathologyGray/``   ``histopathology.pkl`` (or ``histopathology.pkl.tar.gz``)
-==================  ========================  =================================================
+==================  ==========================  =================================================================
+name                folder                      files
+==================  ==========================  =================================================================
+``static-mnist``    ``MNIST_static/``           ``binarized_mnist_{train,valid,test}.amat``
+``omniglot``        ``OMNIGLOT/``               ``chardata.mat``
+``caltech101``      ``Caltech101Silhouettes/``  ``caltech101_silhouettes_28_split1.mat``
+``frey-faces``      ``Freyfaces/``              ``frey_rawface.mat``
+``histopathology``  ``HistopathologyGray/``     ``histopathology.pkl`` (or ``histopathology.pkl.tar.gz``)
+==================  ==========================  =================================================================
 
 The folder names are those of the ``datasets/`` folder of the authors' code, so that folder
 can serve as the data root directly. Nothing is downloaded unless ``download=True`` and a file

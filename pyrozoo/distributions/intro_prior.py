@@ -18,7 +18,7 @@ def soft_clip(x, low, high, k=10.0):
 
     ``x`` is ``(..., D)``; ``low``/``high`` are ``(D,)`` (or broadcastable) with ``high > low``;
     ``k`` is the steepness K (10 keeps at least 85 % of the range, eq. 50). Written with
-    softplus, so it is exact and stable for large |β x|. Returns a tensor shaped like ``x``.
+    softplus, so it is exact and stable for large ``|β x|``. Returns a tensor shaped like ``x``.
     """
     if not float(k) > 0:
         raise ValueError(f"the soft-clipping steepness K must be positive, got {k}")

@@ -1,8 +1,10 @@
 """Closed-form KL divergences that torch does not register.
 
 KL(N(μ, LLᵀ) ‖ Π_i N(m_i, s_i²)) (Pavesi (2024), "Variational Auto Encoders" (lecture notes),
-eq. 25, for m = 0, s = 1):
+eq. 25, for m = 0, s = 1)::
+
     ½ [Σ_ij L_ij²/s_i² + Σ_i (μ_i − m_i)²/s_i² − d + 2 Σ_i log s_i − 2 Σ_i log L_ii].
+
 Registered for ``MultivariateNormal`` against ``Independent(Normal, 1)``, so the full-covariance
 posterior gets an analytic KL under the standard-normal prior.
 """

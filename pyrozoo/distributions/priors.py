@@ -43,7 +43,7 @@ class MixtureOfGaussiansPrior(Prior):
     Welling 2018, §3 'a comparison to a mixture of Gaussians prior', and §4).
 
     ``learn_weights=False`` keeps π uniform (1/K, as in the paper); ``True`` learns softmax
-    logits. Means start at N(0, ``init_scale``²), log-variances at 0.
+    logits. Means start at ``N(0, init_scale²)``, log-variances at 0.
     """
 
     def __init__(self, z_dim, num_components=500, learn_weights=False, init_scale=1.0):

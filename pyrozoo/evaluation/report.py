@@ -4,20 +4,20 @@
 :attr:`pyrozoo.zoo.Recipe.report`) and returns one flat dict of metrics; figures go to
 ``out/figures``. The parts:
 
-================== ===============================================================================
-``likelihood``      importance-sampled test log p(x) with S samples (Burda et al. 2016; Tomczak &
-                    Welling 2018 §5.2)
+=========================  ===============================================================================
+``likelihood``             importance-sampled test log p(x) with S samples (Burda et al. 2016; Tomczak &
+                           Welling 2018 §5.2)
 ``predictive_likelihood``  the same with a global m integrated out under q(m) (Stein hyperprior)
-``elbo``            test ELBO, reconstruction, KL, active units, PSIS k̂ (200 points)
-``figures``         samples, reconstructions, latent means, log-likelihood histogram, k̂ plot
-``pseudo_inputs``   VampPrior pseudo-inputs and samples of one component (Tomczak & Welling Fig. 4)
-``q_m``             the Stein mixture q(m): component means and scales, ``q_m.nc``, a pair plot
-``sequence``        teacher-forced and greedy reconstruction accuracy, validity, ``samples.txt``
-``geometry``        R-VAE figures in 2D latent spaces: volume measure, a geodesic, Brownian walks
-``latent_f1``       macro F1 of a classifier on the latent codes (Kalatzis et al. 2020, Table 3)
-``intro_images``    Soft-IntroVAE image metrics: classifier-FID, SVM / k-NN probes, responsibilities
-``density2d``       Soft-IntroVAE 2D density scores (gnELBO, histogram KL and JSD) and a figure
-================== ===============================================================================
+``elbo``                   test ELBO, reconstruction, KL, active units, PSIS k̂ (200 points)
+``figures``                samples, reconstructions, latent means, log-likelihood histogram, k̂ plot
+``pseudo_inputs``          VampPrior pseudo-inputs and samples of one component (Tomczak & Welling Fig. 4)
+``q_m``                    the Stein mixture q(m): component means and scales, ``q_m.nc``, a pair plot
+``sequence``               teacher-forced and greedy reconstruction accuracy, validity, ``samples.txt``
+``geometry``               R-VAE figures in 2D latent spaces: volume measure, a geodesic, Brownian walks
+``latent_f1``              macro F1 of a classifier on the latent codes (Kalatzis et al. 2020, Table 3)
+``intro_images``           Soft-IntroVAE image metrics: classifier-FID, SVM / k-NN probes, responsibilities
+``density2d``              Soft-IntroVAE 2D density scores (gnELBO, histogram KL and JSD) and a figure
+=========================  ===============================================================================
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Soft-IntroVAE: Analyzing and Improving the Introspective Variational Autoencoder
 arXiv:2012.13253.
 
 Losses are functions over Pyro traces of a zoo VAE's ``model``/``guide`` (``"z"`` latent, ``"x"``
-observed). With s = 1/input_dim, the ELBO of a point is W(x) = −s(β_rec L_rec + β_kl L_KL), and
+observed). With s = 1/input_dim, the ELBO of a point is W(x) = −s(β_rec L_rec + β_kl L_KL), and::
 
     encoder:         L_E = s(β_rec L_rec + β_kl L_KL)(x_real)
                            + (1/α) mean_fakes exp(−α s(β_rec L_rec + β_neg L_KL)(x_fake))

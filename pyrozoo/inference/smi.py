@@ -207,7 +207,7 @@ class SMI:
         return -total.item() / m, directions, shared_grads
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
-        """A surrogate loss for a plain torch training loop (e.g. :class:`~pyrozoo.inference.Trainer`
+        """A surrogate loss for a plain torch training loop (e.g. :class:`~pyrozoo.inference.TrainingLoop`
         with ``objective=smi`` and ``optimizer=torch.optim.Adam(stein_param_groups(model, ...))``).
 
         Its value is the loss −(1/M) Σ_k L_k; ``backward()`` leaves −φ in the particles' ``.grad``

@@ -3,7 +3,7 @@
 
 The R-VAE (heat-kernel prior and posterior) and its two baselines (standard-normal prior and
 VampPrior with the same RBF variance network) share :class:`GaussianImmersion` and the
-two-phase schedule of Appendix C.1 (:class:`pyrozoo.inference.TwoPhaseTrainer`):
+two-phase schedule of Appendix C.1 (:class:`pyrozoo.inference.TwoPhaseStrategy`):
 
 1. the encoder and the decoder mean train with unit decoder variance (the R-VAE as an
    autoencoder, the baselines with KL warm-up);

@@ -55,7 +55,8 @@ class LSTMDecoder(nn.Module):
         return self.out(h).reshape(batch + x.shape[-2:])
 
     def forward(self, z, x, draw=None):
-        """p(x|z) as a :class:`LayerSequence` with batch shape ``broadcast(z.shape[:-1], x.shape[:-2])``."""
+        """p(x|z) as a :class:`~pyrozoo.distributions.LayerSequence` with batch shape
+        ``broadcast(z.shape[:-1], x.shape[:-2])``."""
         return self.likelihood(self.outputs(z, x), draw=draw)
 
     def rollout(self, z, greedy=True):
@@ -100,9 +101,9 @@ class SequenceVAE(VAE):
     :class:`pyrozoo.models.vae.VAE`.
 
     ``model(x)`` samples ``"z"`` from ``prior()`` and observes ``"x"`` under the teacher-forced
-    :class:`LSTMDecoder`; ``guide(x)`` samples ``"z"`` from the :class:`LSTMEncoder`. Both sit in
-    the data plate (dim −1); z may carry particle dims ``(S, B, z_dim)``.
-    ``x`` is ``(B, T, K + 1)``.
+    :class:`LSTMDecoder`; ``guide(x)`` samples ``"z"`` from its encoder (an :class:`pyrozoo.nn.LSTMFeatures`
+    reader under a Gaussian or flow head). Both sit in the data plate (dim −1); z may carry particle
+    dims ``(S, B, z_dim)``. ``x`` is ``(B, T, K + 1)``.
     """
 
     @pyro_method

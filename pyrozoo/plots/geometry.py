@@ -64,7 +64,8 @@ def volume_plot(model, codes, labels=None, path=None, n=80):
 @torch.no_grad()
 def interpolation_plot(model, z0, z1, codes=None, path=None, n=10, **geodesic_kwargs):
     """Geodesic versus straight line from ``z0`` to ``z1`` ``(2,)`` over the volume measure, with
-    ``n`` decoded images along each (Fig. 5). ``geodesic_kwargs`` go to :meth:`geodesics`."""
+    ``n`` decoded images along each (Fig. 5). ``geodesic_kwargs`` go to
+    :meth:`pyrozoo.models.RiemannianVAE.geodesics`."""
     _check_2d(model)
     geodesic_kwargs.setdefault("differentiable", False)
     with torch.enable_grad():
