@@ -48,7 +48,7 @@ RESULT_TABLES = {"vae_family": "family_table", "vampprior-mnist": "vampprior_tab
 ZOO_MODULES = ("classic", "vampprior", "riemannian", "intro", "stein")
 #: figure name -> (tutorial, index of the PNG among the notebook's image outputs)
 FIGURES = {"classic": ("02_posterior_families", 1), "vampprior": ("03_vampprior", 0),
-           "riemannian": ("06_riemannian_prior", 1), "intro": ("04_intro_prior", 1),
+           "riemannian": ("06_riemannian_prior", 1), "intro": ("04_intro_prior", 2),
            "stein": ("05_stein_hyperprior", 1)}
 
 
