@@ -257,8 +257,9 @@ def resolve_alias(app, env, node, contnode):
     """``missing-reference``: resolve a Python reference that names an object by a path other than
     the one it is documented under: a public alias (:func:`public_aliases`; also a member of an
     aliased class, ``pyrozoo.runs.Run.evaluate``), a name relative to a package above the current
-    module (``VampPrior`` in :mod:`pyrozoo.distributions.intro_prior`), or a name the current module
-    imports (``SteinMixture`` in :mod:`pyrozoo.guides.stein`)."""
+    module (``VampPrior`` in :mod:`pyrozoo.distributions.intro_prior`), a name the current module
+    imports (``SteinMixture`` in :mod:`pyrozoo.guides.stein`), or a method that the current class
+    inherits (``check_data`` in ``VAE``, documented in ``ZooModel``)."""
     if node.get("refdomain") != "py":
         return None
     aliases, domain = env.app.pyrozoo_aliases, env.get_domain("py")
@@ -270,6 +271,11 @@ def resolve_alias(app, env, node, contnode):
     obj = getattr(sys.modules.get(module), head, None)
     if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith("pyrozoo"):
         candidates.append(".".join([f"{obj.__module__}.{obj.__qualname__}"] + rest))
+    cls = getattr(sys.modules.get(module), (node.get("py:class") or "").split(".")[0], None)
+    if inspect.isclass(cls):  # a method inherited from a pyrozoo base class, documented there
+        owner = next((c for c in cls.__mro__ if head in vars(c)), None)
+        if owner is not None and owner.__module__.startswith("pyrozoo"):
+            candidates.append(".".join([f"{owner.__module__}.{owner.__qualname__}", target]))
     for candidate in candidates:
         parts = candidate.split(".")
         real = next((".".join([aliases[".".join(parts[:cut])]] + parts[cut:]) for cut in range(len(parts), 0, -1)
@@ -347,7 +353,22 @@ class CommandLine(SphinxDirective):
         return out
 
 
+def check_api_pages() -> None:
+    """Every module of pyrozoo has an ``automodule`` in ``docs/api/*.rst`` or ``docs/cli.md``; a
+    module without one fails the build with its name."""
+    import pyrozoo
+
+    text = "\n".join(p.read_text() for p in [*sorted((DOCS / "api").glob("*.rst")), DOCS / "cli.md"])
+    documented = set(re.findall(r"automodule:: (\S+)", text))
+    modules = {m.name for m in pkgutil.walk_packages(pyrozoo.__path__, "pyrozoo.")} - {"pyrozoo.__main__"}
+    missing = sorted(modules - documented)
+    if missing:
+        raise RuntimeError(f"modules without an API page: {', '.join(missing)}; add an automodule for each to "
+                           "the page of their package in docs/api/")
+
+
 def _init(app, config=None) -> None:
+    check_api_pages()
     generate()
     app.pyrozoo_aliases = public_aliases()
 
