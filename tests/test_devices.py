@@ -47,3 +47,40 @@ def test_cuda_run_evaluates_on_the_cpu_like_on_the_gpu(preset, tmp_path):
     cpu = json.loads((out / "evaluations" / "s200" / "evaluation.json").read_text())
     # the same parameters give the same ELBO up to Monte-Carlo noise of one draw per point
     assert abs(gpu["test_elbo"] - cpu["test_elbo"]) < 0.05 * abs(gpu["test_elbo"]) + 1.0
+
+
+def test_a_step_captured_in_a_cuda_graph_matches_the_eager_step(tmp_path):
+    """Three eager warm-up steps, then the captured step replayed: the same losses and parameters
+    as eager training on the GPU (400 points, so every batch is full)."""
+    import copy
+
+    import pyro
+
+    from pyrozoo.data import load
+    from pyrozoo.inference import SVIStrategy, TrainConfig, TrainingLoop
+    data = load("digits")
+    data.train = data.train[:400]
+
+    def run(graph):
+        pyro.clear_param_store()
+        torch.manual_seed(0)
+        model = zoo.build("vae", event_shape=data.event_shape)
+        cfg = TrainConfig(epochs=3, batch_size=100, warmup=1, device="cuda", quiet=True, cuda_graph=graph)
+        loop = TrainingLoop(SVIStrategy(model, copy.copy(data), cfg), tmp_path / str(graph))
+        loop.fit()
+        return loop
+
+    eager, graph = run(False), run(True)
+    for a, b in zip(eager.history, graph.history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["valid_elbo"] == pytest.approx(a["valid_elbo"], rel=1e-5)
+    for (name, p), q in zip(eager.model.named_parameters(), graph.model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_cuda_graph_is_refused_where_a_step_cannot_be_captured(digits):
+    from pyrozoo.inference import IWAE, SVIStrategy, TrainConfig, TrainingLoop
+    model = zoo.build("vae", event_shape=digits.event_shape)
+    strategy = SVIStrategy(model, digits, TrainConfig(device="cuda", cuda_graph=True, accumulate=2), objective=IWAE(5))
+    with pytest.raises(ValueError, match="cuda_graph needs accumulate 1, the elbo objective"):
+        TrainingLoop(strategy).fit()

@@ -291,3 +291,9 @@ def test_a_compiled_training_step_gives_the_eager_losses_and_parameters(digits, 
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="unknown compile backend 'fast'; choose from inductor, aot_eager"):
         TrainConfig(compile="fast").validate()
+
+
+def test_cuda_graph_needs_a_cuda_device(digits):
+    strategy = SVIStrategy(_vae(digits), digits, TrainConfig(epochs=1, quiet=True, cuda_graph=True))
+    with pytest.raises(ValueError, match="cuda_graph needs device cuda"):
+        TrainingLoop(strategy).fit()

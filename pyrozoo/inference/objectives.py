@@ -89,7 +89,7 @@ def direct_elbo(model, guide, args, kwargs, analytic_kl=True):
     Pyro handler (a user's ``poutine`` around the step falls back to the traced ELBO)."""
     (model, beta), (guide, beta_g) = _unscaled(model), _unscaled(guide)
     owner = getattr(model, "__self__", None)
-    if owner is None or getattr(guide, "__self__", None) is not owner or beta != beta_g \
+    if owner is None or getattr(guide, "__self__", None) is not owner or (beta is not beta_g and beta != beta_g) \
             or getattr(model, "__name__", "") != "model" or getattr(guide, "__name__", "") != "guide":
         return None
     if not hasattr(owner, "direct_elbo") or _PYRO_STACK or len(args) != 1 or set(kwargs) - {"num_data"}:

@@ -43,6 +43,7 @@ class TrainConfig:
     normalize_gradients: bool = False
     accumulate: int = 1
     compile: str | None = None
+    cuda_graph: bool = False
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -138,7 +139,9 @@ class SVIStrategy(Strategy):
     Mixture Inference passes itself). ``epoch_offset`` shifts the epochs this strategy reports
     (the second phase of two-phase training).
 
-    ``config.compile`` (a :data:`COMPILE_BACKENDS` name) compiles the loss with ``torch.compile``.
+    ``config.compile`` (a :data:`COMPILE_BACKENDS` name) compiles the loss with ``torch.compile``;
+    ``config.cuda_graph`` captures the whole step (forward, backward, Adam) in a CUDA graph and
+    replays it (one process, the ELBO of a model with a direct path, static batch shapes).
     A step averages the gradients of ``config.accumulate`` micro-batches of ``batch_size`` on
     each rank of a distributed run (``DistributedDataParallel`` averages across ranks), so the
     global batch is ``batch_size × ranks × accumulate``; each micro-batch's local sites are
@@ -183,11 +186,13 @@ class SVIStrategy(Strategy):
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.loss = DistributedDataParallel(self.loss, device_ids=ids,
                                                 find_unused_parameters=self._some_parameters_unused())
+        if self.config.cuda_graph:
+            self._check_graph()
         if self.optimizer is None:
             params = list(self._parameters) if self._parameters is not None else list(self.model.parameters())
             opt = self._optimizer
-            if opt is None:
-                self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
+            if opt is None:  # a captured step needs Adam's step counters on the device
+                self.optimizer = torch.optim.Adam(params, lr=self.config.lr, capturable=self.config.cuda_graph)
             elif isinstance(opt, torch.optim.Optimizer):
                 self.optimizer = opt
             else:
@@ -220,8 +225,71 @@ class SVIStrategy(Strategy):
         spe = self.steps_per_epoch
         return kl_weight(self.step, cfg.warmup * spe, cfg.epochs * spe, cfg.beta, cfg.kl_schedule, cfg.cycles)
 
+    # -- a training step captured in a CUDA graph ------------------------------------------------
+    def _check_graph(self):
+        """Refuse ``cuda_graph`` where a step cannot be captured whole."""
+        from pyrozoo.inference.objectives import direct_elbo
+        why = [w for w, bad in (("device cuda", self.device.type != "cuda"), ("one process", self.ctx.distributed),
+                                ("accumulate 1", self.config.accumulate != 1),
+                                ("the elbo objective", type(self.objective) is not ELBO),
+                                ("no optimiser of your own", self._optimizer is not None),
+                                ("no compile", self.config.compile is not None)) if bad]
+        x = self.dataset.binarized(self.dataset.train[:2])
+        if not why and direct_elbo(self.model.model, self.model.guide, (x,), {}) is None:
+            why.append("a model with a direct (trace-free) ELBO (VAE or HVAE programs)")
+        if why:
+            raise ValueError(f"cuda_graph needs {', '.join(why)}")
+        self._graph = None
+
+    def _graph_step(self, x, beta):
+        """Replay the captured step on ``x`` (capturing it on the first full batch after three
+        eager warm-up steps on a side stream); returns the step's loss as a device tensor."""
+        n_train = len(self.dataset.train)
+        if self._graph is None:
+            if not hasattr(self, "_warm"):
+                self._warm, self._side = 0, torch.cuda.Stream()
+            if self._warm < 3:  # real training steps, on a side stream as capture requires
+                self._side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self._side):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss = self.loss(x, n_train, beta)
+                    loss.backward()
+                    self.optimizer.step()
+                torch.cuda.current_stream().wait_stream(self._side)
+                self._warm += 1
+                return loss.detach()
+            self._x = x.clone()
+            self._beta = torch.tensor(float(beta), device=x.device, dtype=x.dtype)
+            self.optimizer.zero_grad(set_to_none=True)
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._loss = self.loss(self._x, n_train, self._beta)
+                self._loss.backward()
+                self.optimizer.step()
+        self._x.copy_(x)
+        self._beta.fill_(float(beta))
+        self._graph.replay()
+        return self._loss.detach().clone()
+
+    def _train_graph_period(self, epoch):
+        """One epoch of captured steps (an incomplete last batch is dropped: shapes are static).
+        Losses stay on the device and are read once, at the end of the epoch."""
+        cfg, n_train = self.config, len(self.dataset.train)
+        total = torch.zeros((), device=self.device)
+        for step, [(j, index)] in self.dataset.micro_batches(epoch, cfg.seed, cfg.batch_size):
+            if len(index) < cfg.batch_size:
+                continue
+            distributed.seed_micro_batch(cfg.seed, epoch, step, j)
+            total += self._graph_step(self.dataset.binarized(self.dataset.train[index]), self.beta()) * (
+                len(index) / n_train)
+            self.step += 1
+        check_finite(total, "the loss", f"epoch {epoch + 1} (read once per epoch of a captured step)")
+        return {"train_loss": total.item() / n_train, "beta": self.beta()}
+
     def train_period(self, period):
         cfg, ctx = self.config, self.ctx
+        if cfg.cuda_graph:
+            return self._train_graph_period(self.epoch_offset + period)
         epoch = self.epoch_offset + period
         n_train = len(self.dataset.train)
         total = 0.0

@@ -81,7 +81,7 @@ class HVAE(ZooModel):
         q1 = self.encoder_z1(x, z2)
         z1 = q1.rsample()
         elbo = self.decoder(z1, z2).log_prob(x).sum() * scale
-        if beta != 0:
+        if torch.is_tensor(beta) or beta != 0:  # a tensor β (a captured CUDA graph) always scores the KL
             kl = latent_term(q2, self.prior(), z2, analytic_kl) + latent_term(q1, self.conditional_z1(z2), z1,
                                                                              analytic_kl)
             elbo = elbo - kl.sum() * (beta * scale)

@@ -59,7 +59,7 @@ class VAE(ZooModel):
         q = self.encoder(x)
         z = q.rsample()
         elbo = self.decoder(z).log_prob(x).sum() * scale
-        if beta != 0:
+        if torch.is_tensor(beta) or beta != 0:  # a tensor β (a captured CUDA graph) always scores the KL
             elbo = elbo - latent_term(q, self.prior(), z, analytic_kl).sum() * (beta * scale)
         return elbo
 

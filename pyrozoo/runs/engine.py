@@ -85,7 +85,7 @@ def train_config(options: dict) -> TrainConfig:
                        warmup=options["warmup"], beta=options["beta"], kl_schedule=options["kl_schedule"],
                        cycles=options["cycles"], patience=options["patience"],
                        normalize_gradients=options["normalize_gradients"], accumulate=options["accumulate"],
-                       compile=options["compile"],
+                       compile=options["compile"], cuda_graph=options.get("cuda_graph", False),
                        seed=options["seed"],
                        device=options["device"], quiet=options["quiet"]).validate()
 

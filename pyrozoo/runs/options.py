@@ -135,6 +135,8 @@ OPTIONS = _options(
            "e.g. 100,200 (the paper's)", regimes=("two-phase",), minimum=1, length=2, resumable=True),
     Option("compile", "str", "compile the training loss with torch.compile (inductor: generated kernels; "
            "aot_eager: captured graphs run eagerly)", regimes=EPOCHS, choices=("inductor", "aot_eager")),
+    Option("cuda_graph", "bool", "capture the training step (forward, backward, Adam) in a CUDA graph and replay it "
+           "(device cuda, one process, the elbo objective, VAE/HVAE presets)", regimes=("svi",), default=False),
     Option("particle_lr", "float", "stein-hyperprior: Adam step of the Stein particles", regimes=("smi",),
            positive=True, resumable=True, default=1e-2),
     Option("elbo_particles", "int", "stein-hyperprior: draws of (m, z) per particle and step", regimes=("smi",),
