@@ -238,6 +238,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         sys.stderr.write(f"pyrozoo: error: {err}\n")
         return EXIT_BAD_INPUT
+    finally:
+        from pyrozoo.inference import distributed
+        distributed.teardown()  # under torchrun: close the group before the interpreter exits
 
 
 def console():

@@ -17,6 +17,7 @@ splits into micro-batches, not on which process computes which micro-batch. Two 
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ import torch.distributed as dist
 
 #: Seconds a collective may wait for a rank that stopped answering before the run fails.
 DEFAULT_TIMEOUT = 300
+
+_CREATED = []  # the process group setup() created, if any (a caller's own group is never destroyed here)
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,15 @@ def setup(device: str = "cpu", timeout: float = DEFAULT_TIMEOUT) -> tuple:
     """Join the process group: keep one the caller initialised, else create one from the
     launcher's environment (gloo for ``cpu``, nccl for ``cuda``). Returns ``(context, device)``
     with ``cuda`` resolved to ``cuda:LOCAL_RANK`` on several ranks. A single process without a
-    launcher gets ``Context()`` and its device unchanged."""
+    launcher gets ``Context()`` and its device unchanged. A group created here is destroyed by
+    :func:`teardown` at interpreter exit at the latest; a caller's group stays the caller's."""
     if not (dist.is_available() and dist.is_initialized()):
         if not launched():
             return Context(), device
         backend = "nccl" if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        _CREATED.append(dist.group.WORLD)
+        atexit.register(teardown)  # a group pyrozoo created is pyrozoo's to close
     ctx = context()
     if device == "cuda" and ctx.distributed:
         device = f"cuda:{ctx.local_rank}"
@@ -169,3 +175,16 @@ def barrier():
     """Wait for every rank (nothing in a single process)."""
     if context().distributed:
         dist.barrier()
+
+
+def teardown():
+    """Destroy the process group :func:`setup` created, if it is still initialised (a group the
+    caller initialised is left alone).
+
+    Call it once no rank needs a collective any more (the command line does, after every
+    command); :func:`setup` also registers it to run at interpreter exit. Without it gloo's worker
+    threads outlive the interpreter and a rank can abort at exit ("terminate called without an
+    active exception") after its work completed."""
+    if _CREATED and dist.is_available() and dist.is_initialized():
+        _CREATED.clear()
+        dist.destroy_process_group()
