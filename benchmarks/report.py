@@ -117,7 +117,8 @@ def stein_compute_table(res):
 
     lines = [f"Setup: {res['setup']}.", "",
              "| data set | configuration | seeds | test log p(x) | ELBO | active units | min \\|a_k − a_l\\| | "
-             "in scales | charts: consistency / AMI | repulsion / attraction | epochs | s / epoch | training min |",
+             "in scales | charts: consistency / AMI | repulsion / attraction | epochs | median s / epoch | "
+             "training min |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (data, config), rows in groups.items():
         rows = sorted(rows, key=lambda r: r["seed"])

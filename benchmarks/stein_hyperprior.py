@@ -13,8 +13,9 @@ validation epoch evaluated:
     vae-iwae5             standard-normal prior, the IWAE bound with K = 5 (Burda et al. 2016, arXiv:1509.00519)
     vae-flowprior-elbo5   the shared flow prior p(z) = f# N(0, I) without m, 5-draw ELBO
     vae-flowprior-iwae5   the same with IWAE-5
-    <baseline>@time       a baseline trained on (the same run, resumed) until its training time matches that of
-                          stein-m5 with the same seed and data set: equal wall-clock instead of equal epochs
+    <baseline>@time       a baseline trained on (the same run, resumed) for epochs x (stein-m5's median seconds per
+                          epoch / its own), stein-m5 with the same seed and data set: equal training time instead
+                          of equal epochs (medians, because other jobs on a shared machine slow some epochs)
     vae, vae-flowprior    one draw per point (references; run after the others, with --extra-configs)
     stein-m5-film         FiLM conditioning of the encoder on m
     stein-m5-alpha0       alpha = 0 (no repulsion)
@@ -44,6 +45,7 @@ import argparse
 import fcntl
 import math
 import os
+import statistics
 import time
 
 import torch
@@ -89,6 +91,12 @@ def training_seconds(run):
     return sum(m["seconds"] for m in run.metrics)
 
 
+def median_epoch_seconds(run, epochs=None):
+    """The median training seconds of the run's first ``epochs`` epochs (all by default): robust to the
+    epochs that other processes on a shared machine slowed down."""
+    return statistics.median(m["seconds"] for m in run.metrics[:epochs])
+
+
 def run_config(config, dataset, seed, args, results):
     """Train (resumably, through the public API) and evaluate one job; returns its result dict, or
     None when it waits for its ``@time`` reference."""
@@ -96,11 +104,12 @@ def run_config(config, dataset, seed, args, results):
     preset, options = CONFIGS[name]
     tag = f"{dataset}-{name}-z{args.z_dim}-w{args.warmup}-s{seed}-{args.device.split(':')[0]}"
     epochs = args.epochs
-    if timed:  # resume the equal-epoch run until its training time is the reference's
+    if timed:  # resume the equal-epoch run until its training time is the reference's (median epochs)
         ref, base = (results.get(job_key(dataset, c, seed)) for c in (REFERENCE, name))
         if ref is None or base is None:
             return None
-        epochs = max(args.epochs, math.ceil(ref["training_seconds"] / base["seconds_per_epoch"]))
+        ratio = ref["median_seconds_per_epoch"] / base["median_seconds_per_epoch"]
+        epochs = max(args.epochs, math.ceil(args.epochs * ratio))
     start = time.perf_counter()
     extra = {"particle_lr": PARTICLE_LR} if preset == "stein-hyperprior" else {}
     run = train_run(preset, dataset, FOLDER, tag, z_dim=args.z_dim, hidden=[300, 300], epochs=epochs,
@@ -114,6 +123,7 @@ def run_config(config, dataset, seed, args, results):
     report = run.evaluate(num_samples=args.samples, num_points=args.test_points or None, parts=parts)
     result = {"preset": preset, "options": options, "seed": seed, **result_of(run, report),
               "training_seconds": round(training_seconds(run), 1),
+              "median_seconds_per_epoch": round(median_epoch_seconds(run, None if timed else args.epochs), 2),
               "wall_seconds": round(time.perf_counter() - start, 1),
               "log_likelihood_kind": "predictive (m integrated out under q(m))" if stein else "importance sampled"}
     if stein:  # the ELBO averaged over m ~ q(m), as the predictive log-likelihood integrates m out
