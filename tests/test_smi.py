@@ -259,3 +259,19 @@ def test_bad_loss_temperature_raises():
     for bad in (0.0, -1.0, "data", float("nan"), True):
         with pytest.raises(ValueError, match="loss_temperature must be a number > 0 or 'num_data'"):
             SMI(toy_model, toy_guide, num_particles=2, loss_temperature=bad)
+
+
+def test_kernel_on_the_means_alone_leaves_the_log_scales_unrepelled():
+    x = toy_data(20)
+    toy_guide(x, 3)
+    pyro.param("m_log_scale", torch.tensor([[-2.0], [-1.0], [0.5]], dtype=x.dtype))  # distinct scales
+    _, pull = _directions(x, repulsion_temperature=0.0, kernel_on_scales=False)
+    smi, both = _directions(x, repulsion_temperature=3.0, kernel_on_scales=False)
+    loc, log_scale = pyro.param("m_loc").detach(), pyro.param("m_log_scale").detach()
+    assert torch.equal(both[1], pull[1])  # log-scales: the attraction only
+    # locs: the repulsion of an RBF kernel on the locs alone, by hand
+    d2 = (loc - loc.T) ** 2
+    h = torch.pdist(loc).median() ** 2 / math.log(3)  # the median of the three pairs' distances
+    kmat = torch.exp(-d2 / h)
+    repulse = (-2 * (loc - loc.T) / h * kmat).sum(0)  # [l] = Σ_k ∇_{a_k} k(a_k, a_l)
+    assert torch.allclose(both[0][:, 0] - pull[0][:, 0], 3.0 / 3 * repulse, rtol=1e-9, atol=1e-12)

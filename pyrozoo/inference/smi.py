@@ -29,6 +29,12 @@ sets T = N, i.e. the attraction of the per-point ELBO L_k / N, which is SVGD tow
 instead of exp(L_k). This differs from NumPyro's ``SteinVI(loss_temperature=...)``, which multiplies
 the model's log density inside the objective of every parameter. The ratio of the two terms' norms
 is kept per step (:meth:`SMI.period_metrics`).
+
+With T = N the entropy of a component, which L_k counts once and not N times, pulls its log-scales with
+a force of 1/N per dimension, far weaker than the repulsion; a kernel over the whole particle [a, log s]
+then drives the log-scales of different components apart without bound (on MNIST some reached −45 within
+16 epochs). ``kernel_on_scales=False`` evaluates the kernel on the means alone: the means repel, and the
+log-scales follow the kernel-weighted ELBO gradient to the same scales as with T = 1.
 """
 
 import math
@@ -93,7 +99,8 @@ class SMI:
     ``SMI(model, guide, optim, num_particles=M, kernel="rbf", repulsion_temperature=1.0,
     loss_temperature=1.0, num_elbo_particles=S)``; ``loss_temperature`` T > 0 divides the
     attraction (see the module docstring), ``"num_data"`` sets T = N of each step's trace
-    (:func:`num_data`); ``optim`` (a ``pyro.optim`` optimiser, e.g. ``Adam({"lr": 1e-3})``)
+    (:func:`num_data`); ``kernel_on_scales=False`` computes the kernel on the means a_k alone (the
+    log-scales are then attracted but not repelled; see the module docstring); ``optim`` (a ``pyro.optim`` optimiser, e.g. ``Adam({"lr": 1e-3})``)
     updates the shared parameters and ``particle_optim`` (default ``Adam({"lr": 1e-2})``) the
     Stein particles. ``kernel``: a name from :data:`~pyrozoo.inference.kernels.KERNELS` or a
     :class:`~pyrozoo.inference.kernels.Kernel`. ``particle_sites``: names of the guide's
@@ -110,7 +117,7 @@ class SMI:
 
     def __init__(self, model, guide, optim=None, num_particles=5, kernel="rbf", repulsion_temperature=1.0,
                  num_elbo_particles=1, particle_optim=None, particle_sites=None, warmup_steps=0,
-                 mixture_score=False, analytic_kl=False, loss_temperature=1.0):
+                 mixture_score=False, analytic_kl=False, loss_temperature=1.0, kernel_on_scales=True):
         if int(num_particles) < 1:
             raise ValueError(f"SMI needs num_particles >= 1, got {num_particles}")
         if int(num_elbo_particles) < 1:
@@ -129,6 +136,7 @@ class SMI:
         self.repulsion_temperature = float(repulsion_temperature)
         self.loss_temperature = loss_temperature if loss_temperature == "num_data" else float(loss_temperature)
         self.temperature = 1.0  # T of the last step
+        self.kernel_on_scales = bool(kernel_on_scales)
         self._forces = None  # [Σ attraction, Σ repulsion, Σ ratio of norms, steps] since the last period_metrics()
         self.num_elbo_particles = int(num_elbo_particles)
         self.particle_sites = None if particle_sites is None else set(particle_sites)
@@ -230,7 +238,14 @@ class SMI:
         theta = self.particles()
         self._check_distinct(theta)
         g_matrix = torch.cat([g.reshape(m, -1) for g in g_particles], -1)  # row k = ∇_{θ_k} L_k
-        k = self.kernel.setup(theta)
+        if self.kernel_on_scales:
+            k = self.kernel.setup(theta)
+        else:  # the kernel sees the locs only, so nothing repels the log-scales
+            width = sum(mx.loc[0].numel() for mx in self.mixtures.values())
+            k_loc = self.kernel.setup(theta[:, :width])
+
+            def k(x, y):
+                return k_loc(x[..., :width], y[..., :width])
         self.last_kernel = k
         attraction, repulsion = stein_force_terms(k, theta, g_matrix)
         attraction, repulsion = attraction / self.temperature, self.repulsion_temperature / m * repulsion

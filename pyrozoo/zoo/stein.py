@@ -12,8 +12,10 @@ from pyrozoo.nn import MLP
 from pyrozoo.zoo.classic import _VAE_DEFAULTS, mlp_vae
 from pyrozoo.zoo.registry import checked, register
 
-#: How SMI weighs the repulsion: the loss temperature T of :class:`pyrozoo.inference.SMI` per choice.
-REPULSION_SCALES = {"per-point": "num_data", "plain": 1.0}
+#: How SMI weighs the repulsion, per choice: the :class:`pyrozoo.inference.SMI` options (the loss temperature T, and
+#: whether the kernel sees the log-scales as well as the means).
+REPULSION_SCALES = {"per-point": {"loss_temperature": "num_data", "kernel_on_scales": False},
+                    "plain": {"loss_temperature": 1.0, "kernel_on_scales": True}}
 #: The component means start at a_k ~ N(0, INIT_SPREAD² I), as close together as each component is wide (scale 0.1):
 #: q(m) starts as one narrow blob near where the per-point Stein force holds the means on MNIST (0.1-0.3 apart), so
 #: attraction and repulsion start balanced (repulsion/attraction 0.19 at N = 50 000) instead of the attraction
@@ -32,8 +34,9 @@ def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, 
     conditioned by ``conditioning`` (``"concat"`` or ``"film"``). ``m_dim`` defaults to z_dim;
     m_dim > z_dim is refused. ``repulsion_temperature`` (α), ``kernel`` and ``repulsion_scale`` are SMI
     settings, validated here and stored as ``model.smi_options``: ``"per-point"`` weighs the repulsion
-    against the per-point ELBO (SMI's loss temperature T = N, the data-set size), ``"plain"`` against the
-    whole-data ELBO (T = 1, the update of Rønning et al. 2024, eq. 9, as the design card's §2.1 uses it). The
+    against the per-point ELBO (SMI's loss temperature T = N, the data-set size) with the kernel on the
+    component means, ``"plain"`` against the whole-data ELBO (T = 1, the update of Rønning et al. 2024,
+    eq. 9, with the kernel on the whole particle, as the design card's §2.1 uses it). The
     component means start at a_k ~ N(0, 0.1² I) (:data:`INIT_SPREAD`), their scales at 0.1."""
     from pyrozoo.distributions.flow_prior import ConditionalFlowPrior
     from pyrozoo.guides.stein import ConditionalGaussianEncoder, SteinMixtureGuide
@@ -68,7 +71,7 @@ def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, 
     q_m = SteinMixtureGuide(m_dim, num_components, scale=0.1, init_scale=INIT_SPREAD)
     model = SteinHyperpriorVAE(encoder, Decoder(dec_net, lik), prior, q_m)
     model.smi_options = {"num_particles": int(num_components), "repulsion_temperature": float(repulsion_temperature),
-                         "kernel": kernel, "loss_temperature": REPULSION_SCALES[repulsion_scale]}
+                         "kernel": kernel, **REPULSION_SCALES[repulsion_scale]}
     return model
 
 
