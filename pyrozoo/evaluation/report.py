@@ -138,10 +138,9 @@ def _q_m(ctx, num_points=1000, num_samples=16):
     ax = plot_component_means(ctx.model)
     ax.figure.savefig(ctx.figures / "q_m_means.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
-    if x.dim() > 2 or ctx.model.z_dim > 1:
-        n = min(500, len(x))
-        plot_charts(ctx.model, x[:n], None if labels is None else labels[:n], ctx.figures / "charts.png",
-                    responsibility=responsibilities(lw[..., :n]))
+    n = min(500, len(x))
+    plot_charts(ctx.model, x[:n], None if labels is None else labels[:n], ctx.figures / "charts.png",
+                responsibility=responsibilities(lw[..., :n]))
     mix = ctx.model.q_m()
     loc, scale = mix.loc.detach(), mix.log_scale.detach().exp()
     return {"q_m_loc": loc.tolist(), "q_m_scale": scale.tolist(), "chart_points": len(x),
