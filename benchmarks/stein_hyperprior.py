@@ -13,9 +13,9 @@ validation epoch evaluated:
     vae-iwae5             standard-normal prior, the IWAE bound with K = 5 (Burda et al. 2016, arXiv:1509.00519)
     vae-flowprior-elbo5   the shared flow prior p(z) = f# N(0, I) without m, 5-draw ELBO
     vae-flowprior-iwae5   the same with IWAE-5
-    <baseline>@time       a baseline trained on (the same run, resumed) for epochs x (stein-m5's median seconds per
-                          epoch / its own), stein-m5 with the same seed and data set: equal training time instead
-                          of equal epochs (medians, because other jobs on a shared machine slow some epochs)
+    <baseline>@time       a baseline trained on (the same run, resumed) for epochs x (stein-m5's training step time
+                          / its own, measured side by side in one process, as other jobs on a shared machine slow
+                          some epochs): equal training time instead of equal epochs
     vae, vae-flowprior    one draw per point (references; run after the others, with --extra-configs)
     stein-m5-film         FiLM conditioning of the encoder on m
     stein-m5-alpha0       alpha = 0 (no repulsion)
@@ -91,6 +91,45 @@ def training_seconds(run):
     return sum(m["seconds"] for m in run.metrics)
 
 
+def step_seconds(preset, options, z_dim, x, num_data):
+    """A function that takes one training step of a fresh ``preset`` model on the batch ``x`` and
+    returns its seconds (the run's objective and optimiser: SMI for the Stein models)."""
+    from pyrozoo import zoo
+    from pyrozoo.inference import SMI, make_objective, stein_param_groups
+    model_opts = {k: v for k, v in options.items() if k in zoo.recipe(preset).model_options}
+    model = zoo.build(preset, event_shape=tuple(x.shape[1:]), z_dim=z_dim, hidden=[300, 300], **model_opts)
+    if preset == "stein-hyperprior":
+        objective = SMI(model.model, model.guide, **model.smi_options)
+        opt = torch.optim.Adam(stein_param_groups(model, 1e-3, PARTICLE_LR))
+    else:
+        objective = make_objective(options.get("objective", "elbo"), options.get("particles", 1))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        start = time.perf_counter()
+        loss = objective.differentiable_loss(model.model, model.guide, x, num_data=num_data)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - start
+    return step
+
+
+def time_ratio(name, dataset, args, rounds=15, steps=4):
+    """stein-m5's training step time over the baseline ``name``'s, measured side by side in this process
+    (alternating ``rounds`` blocks of ``steps`` steps on one training batch of 100; the ratio of the
+    medians), so that both see the same load of a shared machine."""
+    data = load(dataset, data_dir=args.data_dir, binarize=True)
+    x = torch.bernoulli(data.train[:100])
+    torch.manual_seed(0)
+    steppers = [step_seconds(*CONFIGS[c], args.z_dim, x, len(data.train)) for c in (REFERENCE, name)]
+    times = [[], []]
+    for _ in range(rounds):
+        for i, step in enumerate(steppers):
+            times[i].append(sum(step() for _ in range(steps)))
+    return statistics.median(times[0]) / statistics.median(times[1])
+
+
 def median_epoch_seconds(run, epochs=None):
     """The median training seconds of the run's first ``epochs`` epochs (all by default): robust to the
     epochs that other processes on a shared machine slowed down."""
@@ -104,11 +143,11 @@ def run_config(config, dataset, seed, args, results):
     preset, options = CONFIGS[name]
     tag = f"{dataset}-{name}-z{args.z_dim}-w{args.warmup}-s{seed}-{args.device.split(':')[0]}"
     epochs = args.epochs
-    if timed:  # resume the equal-epoch run until its training time is the reference's (median epochs)
+    if timed:  # resume the equal-epoch run for epochs x (stein-m5's step time / its own)
         ref, base = (results.get(job_key(dataset, c, seed)) for c in (REFERENCE, name))
         if ref is None or base is None:
             return None
-        ratio = ref["median_seconds_per_epoch"] / base["median_seconds_per_epoch"]
+        ratio = time_ratio(name, dataset, args)
         epochs = max(args.epochs, math.ceil(args.epochs * ratio))
     start = time.perf_counter()
     extra = {"particle_lr": PARTICLE_LR} if preset == "stein-hyperprior" else {}
@@ -126,6 +165,8 @@ def run_config(config, dataset, seed, args, results):
               "median_seconds_per_epoch": round(median_epoch_seconds(run, None if timed else args.epochs), 2),
               "wall_seconds": round(time.perf_counter() - start, 1),
               "log_likelihood_kind": "predictive (m integrated out under q(m))" if stein else "importance sampled"}
+    if timed:
+        result["time_ratio"] = round(ratio, 3)
     if stein:  # the ELBO averaged over m ~ q(m), as the predictive log-likelihood integrates m out
         result["test_elbo_one_m_per_batch"] = result["test_elbo"]
         result["test_elbo"] = result["test_predictive_elbo"]
