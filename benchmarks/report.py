@@ -100,6 +100,43 @@ def stein_table(res):
     return "\n".join(lines)
 
 
+def stein_compute_table(res):
+    """The Stein hyperprior against equal-compute baselines (benchmarks/stein_hyperprior.py, entries
+    ``data/config/sSEED``): the mean over seeds with each seed's value in parentheses."""
+    groups = {}
+    for key, r in res["runs"].items():
+        data, config, _ = key.split("/")
+        groups.setdefault((data, config), []).append(r)
+
+    def cell(rows, name, fmt="{:.2f}"):
+        values = [r.get(name) for r in rows]
+        if any(v is None for v in values):
+            return "–"
+        text = fmt.format(sum(values) / len(values))
+        return text + (" (" + ", ".join(fmt.format(v) for v in values) + ")" if len(values) > 1 else "")
+
+    lines = [f"Setup: {res['setup']}.", "",
+             "| data set | configuration | seeds | test log p(x) | ELBO | active units | min \\|a_k − a_l\\| | "
+             "in scales | charts: consistency / AMI | repulsion / attraction | epochs | median s / epoch | "
+             "training min |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (data, config), rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["seed"])
+        au = " / ".join(_au(r["active_units"]) for r in rows)
+        charts = "–" if rows[0].get("chart_ami") is None else \
+            f"{cell(rows, 'chart_consistency')} / {cell(rows, 'chart_ami', '{:.3f}')}"
+        for r in rows:
+            r["training_minutes"] = r["training_seconds"] / 60
+        lines.append(f"| {data} | {config} | {', '.join(str(r['seed']) for r in rows)} | "
+                     f"{cell(rows, 'test_log_likelihood')} | {cell(rows, 'test_elbo')} | {au} | "
+                     f"{cell(rows, 'q_m_min_pairwise_distance', '{:.3f}')} | "
+                     f"{cell(rows, 'q_m_min_distance_in_scales', '{:.1f}')} | {charts} | "
+                     f"{cell(rows, 'final_mean_force_ratio', '{:.2g}')} | "
+                     f"{' / '.join(str(r['epochs']) for r in rows)} | {cell(rows, 'seconds_per_epoch', '{:.1f}')} | "
+                     f"{cell(rows, 'training_minutes', '{:.0f}')} |")
+    return "\n".join(lines)
+
+
 def main():
     speed = _load("speed.json")
     if speed:
@@ -122,6 +159,9 @@ def main():
     stein = _load("stein_hyperprior.json")
     if stein:
         print("### stein_hyperprior\n\n" + stein_table(stein) + "\n")
+    compute = _load("stein_hyperprior_equal_compute.json")
+    if compute:
+        print("### stein_hyperprior_equal_compute\n\n" + stein_compute_table(compute) + "\n")
     for name in sorted(RESULTS.glob("vampprior-*.json")):
         print(f"### {name.stem}\n\n" + vampprior_table(json.loads(name.read_text())) + "\n")
 

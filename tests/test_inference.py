@@ -68,6 +68,22 @@ def test_iwae_with_one_sample_is_the_elbo_and_grows_with_k(trained_vae, digits):
     assert bounds[0] <= bounds[1] <= bounds[2]
 
 
+def test_five_particle_elbo_averages_and_iwae_5_is_the_k5_bound(trained_vae, digits):
+    """The equal-compute baselines of the Stein benchmark: ``make_objective("elbo", 5)`` averages five draws per
+    point and ``make_objective("iwae", 5)`` is Burda et al.'s L_5 on the same draws, both scaled by N/B."""
+    x = digits.test[:50]
+    torch.manual_seed(3)
+    lw = log_weights(trained_vae.model, trained_vae.guide, x, num_samples=5)  # (5, 50)
+    assert lw.shape == (5, 50)
+    torch.manual_seed(3)
+    elbo = make_objective("elbo-mc", 5).loss(trained_vae.model, trained_vae.guide, x, num_data=500)
+    assert elbo == pytest.approx(-10 * lw.mean(0).sum().item(), rel=1e-5)
+    torch.manual_seed(3)
+    iwae = make_objective("iwae", 5).loss(trained_vae.model, trained_vae.guide, x, num_data=500)
+    assert iwae == pytest.approx(-10 * (torch.logsumexp(lw, 0) - math.log(5)).sum().item(), rel=1e-5)
+    assert iwae < elbo  # L_5 >= the 5-draw ELBO on the same draws (Jensen)
+
+
 def test_make_objective_rejects_unknown():
     with pytest.raises(ValueError, match="choose from"):
         make_objective("vi")

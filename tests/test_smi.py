@@ -213,3 +213,65 @@ def test_differentiable_loss_leaves_the_stein_update_in_grad():
         assert torch.allclose(p.grad, -phi, rtol=1e-10, atol=1e-12)
     with torch.no_grad():
         assert math.isfinite(smi.differentiable_loss(toy_model, toy_guide, x, 3).item())
+
+
+# -- the loss temperature ----------------------------------------------------------------------------------
+def _directions(x, num_components=3, seed=5, **options):
+    pyro.set_rng_seed(seed)
+    smi = SMI(toy_model, toy_guide, num_particles=num_components, **options)
+    _, directions, _ = smi.compute_gradients(x, num_components)
+    return smi, {i: d.clone() for i, d in enumerate(directions.values())}  # [loc, log-scale]
+
+
+def test_loss_temperature_divides_the_attraction_only():
+    x = toy_data(20)
+    toy_guide(x, 3)
+    _, plain = _directions(x, repulsion_temperature=2.0)
+    _, pull = _directions(x, repulsion_temperature=0.0)  # the attraction alone (same draws)
+    smi, hot = _directions(x, repulsion_temperature=2.0, loss_temperature=8.0)
+    for key in plain:  # φ_T = attraction / T + repulsion
+        assert torch.allclose(hot[key], pull[key] / 8.0 + (plain[key] - pull[key]), rtol=1e-10, atol=1e-12)
+    # "num_data": T = N, the 20 points of the toy's data plate
+    smi, per_point = _directions(x, repulsion_temperature=2.0, loss_temperature="num_data")
+    assert smi.temperature == 20.0
+    for key in plain:
+        assert torch.allclose(per_point[key], pull[key] / 20.0 + (plain[key] - pull[key]), rtol=1e-10, atol=1e-12)
+    ratio = smi.period_metrics()["stein_repulsion_ratio"]
+    rep = torch.cat([(plain[k] - pull[k]).flatten() for k in sorted(plain)]).norm()
+    att = torch.cat([pull[k].flatten() for k in sorted(plain)]).norm() / 20.0
+    assert ratio == pytest.approx((rep / att).item(), rel=1e-9)
+    assert smi.period_metrics() == {}  # the count restarts
+
+
+def test_num_data_reads_the_full_plate_size():
+    from pyrozoo.inference.smi import num_data
+
+    def model(x):
+        pyro.sample("g", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", size=1000, subsample=torch.arange(len(x)), dim=-1):
+            pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)
+    x = torch.zeros(10)
+    assert num_data(pyro.poutine.trace(model).get_trace(x)) == 1000
+    assert num_data(pyro.poutine.trace(lambda: pyro.sample("y", dist.Normal(0.0, 1.0), obs=x[0])).get_trace()) == 1
+
+
+def test_bad_loss_temperature_raises():
+    for bad in (0.0, -1.0, "data", float("nan"), True):
+        with pytest.raises(ValueError, match="loss_temperature must be a number > 0 or 'num_data'"):
+            SMI(toy_model, toy_guide, num_particles=2, loss_temperature=bad)
+
+
+def test_kernel_on_the_means_alone_leaves_the_log_scales_unrepelled():
+    x = toy_data(20)
+    toy_guide(x, 3)
+    pyro.param("m_log_scale", torch.tensor([[-2.0], [-1.0], [0.5]], dtype=x.dtype))  # distinct scales
+    _, pull = _directions(x, repulsion_temperature=0.0, kernel_on_scales=False)
+    smi, both = _directions(x, repulsion_temperature=3.0, kernel_on_scales=False)
+    loc, log_scale = pyro.param("m_loc").detach(), pyro.param("m_log_scale").detach()
+    assert torch.equal(both[1], pull[1])  # log-scales: the attraction only
+    # locs: the repulsion of an RBF kernel on the locs alone, by hand
+    d2 = (loc - loc.T) ** 2
+    h = torch.pdist(loc).median() ** 2 / math.log(3)  # the median of the three pairs' distances
+    kmat = torch.exp(-d2 / h)
+    repulse = (-2 * (loc - loc.T) / h * kmat).sum(0)  # [l] = Σ_k ∇_{a_k} k(a_k, a_l)
+    assert torch.allclose(both[0][:, 0] - pull[0][:, 0], 3.0 / 3 * repulse, rtol=1e-9, atol=1e-12)

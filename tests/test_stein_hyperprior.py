@@ -154,3 +154,99 @@ def test_flow_prior_baseline_preset():
     from pyrozoo.inference import ELBO
     model = zoo.build("vae-flowprior", event_shape=EVENT, z_dim=4)
     assert math.isfinite(ELBO().differentiable_loss(model.model, model.guide, _batch(8)).item())
+
+
+# -- the repulsion at data-set scale (the default weighs it against the per-point ELBO) ------------------------
+def _forces(repulsion_scale, num_data=50000, seed=0):
+    """SMI at initialisation on an MNIST-sized batch (the preset's MNIST networks: z 40, MLP 300-300, M = 5)."""
+    from pyrozoo.inference.kernels import stein_force
+    torch.manual_seed(seed)
+    model = zoo.build("stein-hyperprior", event_shape=(1, 28, 28), repulsion_scale=repulsion_scale)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.bernoulli(torch.full((100, 1, 28, 28), 0.13), generator=g)
+    smi = SMI(model.model, model.guide, **model.smi_options)
+    pyro.set_rng_seed(seed)
+    _, directions, _ = smi.compute_gradients(x, num_data=num_data)
+    # the design card's update from first principles: φ = Σ_k k ∇L_k + (α/M) Σ_k ∇k with ∇L_k by autograd
+    pyro.set_rng_seed(seed)
+    total, _ = smi._loss((x,), {"num_data": num_data})
+    particles = [model.q_m.loc, model.q_m.log_scale]
+    grads = torch.autograd.grad(total, particles)
+    theta = torch.cat([t.detach() for t in particles], -1)
+    card = stein_force(smi.kernel.setup(theta), theta, torch.cat(grads, -1), smi.repulsion_temperature)
+    phi = torch.cat([directions[t] for t in particles], -1)
+    return smi.period_metrics()["stein_repulsion_ratio"], phi, card, smi.temperature
+
+
+def test_default_repulsion_is_within_an_order_of_magnitude_of_the_attraction_at_mnist_size():
+    ratio, phi, card, temperature = _forces("per-point")
+    assert temperature == 50000
+    assert 0.1 <= ratio <= 10, ratio
+    plain_ratio, plain_phi, plain_card, plain_t = _forces("plain")
+    assert plain_t == 1.0 and plain_ratio < 1e-4, plain_ratio  # the card's form: the repulsion vanishes
+    assert torch.allclose(plain_phi, plain_card, rtol=1e-5, atol=1e-6 * plain_card.abs().max().item())
+    assert ratio / plain_ratio == pytest.approx(50000, rel=1e-3)  # same draws, the attraction divided by N
+
+
+# -- the chart diagnostics ---------------------------------------------------------------------------------------
+def test_chart_metrics_by_hand():
+    from pyrozoo.inference.charts import chart_metrics, component_log_evidence, component_separation, purity
+    l3 = math.log(3.0)
+    # one draw, two components, four points: points 0, 1 prefer component 0 by log 3, points 2, 3 component 1
+    lw = torch.tensor([[[0.0, 0.0, -l3, -l3], [-l3, -l3, 0.0, 0.0]]], dtype=torch.float64)
+    loc = torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
+    log_scale = torch.log(torch.tensor([[1.0, 1.0], [0.5, 0.5]], dtype=torch.float64))
+    out = chart_metrics(lw, loc, log_scale, labels=torch.tensor([7, 7, 2, 2]))
+    assert out["q_m_min_pairwise_distance"] == pytest.approx(5.0)
+    assert out["q_m_min_distance_in_scales"] == pytest.approx(math.sqrt(25 / 1.25))
+    assert out["chart_elbo"] == pytest.approx([-l3 / 2, -l3 / 2]) and out["chart_elbo_spread"] == pytest.approx(0)
+    assert out["chart_entropy"] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert out["chart_usage"] == pytest.approx([0.5, 0.5])
+    assert out["chart_ami"] == pytest.approx(1.0) and out["chart_purity"] == pytest.approx(1.0)
+    assert purity(torch.tensor([0, 0, 1, 1]), torch.tensor([7, 2, 2, 2])) == pytest.approx(0.75)
+    # two draws: log p̂(x | k) = log mean exp
+    two = torch.tensor([[[0.0]], [[math.log(3.0)]]], dtype=torch.float64)
+    assert component_log_evidence(two).item() == pytest.approx(math.log(2.0))
+    assert component_separation(loc[:1], log_scale[:1]) == {"min_distance": None, "min_distance_in_scales": None}
+
+
+def test_component_log_weights_match_a_hand_computation():
+    pyro.set_rng_seed(0)
+    model = zoo.build("stein-hyperprior", event_shape=EVENT, z_dim=4, m_dim=2, num_components=3, hidden=(32,))
+    x = _batch(5)
+    smi = SMI(model.model, model.guide, num_particles=3)
+    pyro.set_rng_seed(2)
+    lw = smi.component_log_weights(x, num_samples=2)
+    assert lw.shape == (2, 3, 5)
+    pyro.set_rng_seed(2)  # the same draws by hand: m_sk = a_k + s_k ε, z ~ q(z | x, m_sk)
+    eps = torch.randn(2, 3, 1, 2)
+    m = model.q_m.loc[:, None] + model.q_m.log_scale.exp()[:, None] * eps
+    q = model.encoder(x, m)
+    z = q.sample()
+    expected = model.prior(m).log_prob(z) + model.decoder(z).log_prob(x) - q.log_prob(z)
+    assert torch.allclose(lw, expected.detach(), atol=1e-4)
+
+
+def test_training_records_and_report_carry_the_chart_diagnostics(tmp_path):
+    import arviz as az
+
+    import pyrozoo
+    run = pyrozoo.train("stein-hyperprior", "digits", out=tmp_path / "run", epochs=2, num_components=3, m_dim=2,
+                        z_dim=4, hidden=[32], eval_samples=20, quiet=True)
+    for record in run.metrics:
+        assert record["stein_loss_temperature"] == 1197  # "per-point": T = N of digits' training split
+        assert 0 < record["stein_repulsion_ratio"] < math.inf
+        assert 0 <= record["chart_entropy"] <= math.log(3) + 1e-9
+        assert sum(record["chart_usage"]) == pytest.approx(1.0) and len(record["chart_elbo"]) == 3
+        assert -1 <= record["chart_ami"] <= 1 and 0 < record["chart_purity"] <= 1
+        assert record["q_m_min_distance_in_scales"] > 0
+    s = run.summary
+    assert s["chart_points"] == 300 and len(s["chart_usage"]) == 3 and s["chart_elbo_spread"] >= 0
+    assert (run.path / "figures" / "charts.png").exists()
+    idata = az.from_netcdf(str(run.path / "q_m.nc"))
+    r = idata.constant_data["responsibility"]
+    assert r.dims == ("point", "component") and r.shape == (300, 3)
+    assert abs(r.values.sum(1) - 1).max() < 1e-5
+    assert idata.constant_data.attrs["chart_entropy"] == pytest.approx(s["chart_entropy"])
+    with pytest.raises(ValueError, match="unknown repulsion_scale 'strong'; choose from per-point, plain"):
+        zoo.build("stein-hyperprior", event_shape=EVENT, repulsion_scale="strong")

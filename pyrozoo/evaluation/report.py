@@ -11,7 +11,9 @@
 ``elbo``                   test ELBO, reconstruction, KL, active units, PSIS k̂ (200 points)
 ``figures``                samples, reconstructions, latent means, log-likelihood histogram, k̂ plot
 ``pseudo_inputs``          VampPrior pseudo-inputs and samples of one component (Tomczak & Welling Fig. 4)
-``q_m``                    the Stein mixture q(m): component means and scales, ``q_m.nc``, a pair plot
+``q_m``                    the Stein mixture q(m): component means and scales, chart diagnostics (separation,
+                           per-component ELBO, responsibilities and their agreement with the labels), ``q_m.nc``,
+                           a pair plot and the codes of a test batch under each component
 ``sequence``               teacher-forced and greedy reconstruction accuracy, validity, ``samples.txt``
 ``geometry``               R-VAE figures in 2D latent spaces: volume measure, a geodesic, Brownian walks
 ``latent_f1``              macro F1 of a classifier on the latent codes (Kalatzis et al. 2020, Table 3)
@@ -121,20 +123,30 @@ def _pseudo_inputs(ctx):
     return {}
 
 
-def _q_m(ctx):
+def _q_m(ctx, num_points=1000, num_samples=16):
+    """The Stein mixture q(m) (design card "VAE with a Stein-Learned Hyperprior", eq. 6): its components, the chart
+    diagnostics of :func:`~pyrozoo.inference.charts.chart_metrics` on the first ``num_points`` test points
+    (``num_samples`` draws per component), ``q_m.nc`` (ArviZ, with the charts), a pair plot of the means and
+    ``figures/charts.png``, the codes of 500 test points under each component."""
     import matplotlib.pyplot as plt
 
-    from pyrozoo.diagnostics import mixture_inference_data, plot_component_means
-    mixture_inference_data(ctx.model).to_netcdf(str(Path(ctx.out) / "q_m.nc"))
+    from pyrozoo.diagnostics import chart_diagnostics, mixture_inference_data, plot_charts, plot_component_means
+    from pyrozoo.inference.charts import responsibilities
+    x = ctx.dataset.test[:num_points]
+    labels = ctx.dataset.labels.get("test")
+    labels = None if labels is None else labels[:len(x)]
+    metrics, lw = chart_diagnostics(ctx.model, x, labels, num_samples=num_samples)
+    mixture_inference_data(ctx.model, log_weights=lw, labels=labels).to_netcdf(str(Path(ctx.out) / "q_m.nc"))
     ax = plot_component_means(ctx.model)
     ax.figure.savefig(ctx.figures / "q_m_means.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
+    n = min(500, len(x))
+    plot_charts(ctx.model, x[:n], None if labels is None else labels[:n], ctx.figures / "charts.png",
+                responsibility=responsibilities(lw[..., :n]))
     mix = ctx.model.q_m()
     loc, scale = mix.loc.detach(), mix.log_scale.detach().exp()
-    m = loc.shape[0]
-    distances = torch.cdist(loc, loc)[~torch.eye(m, dtype=torch.bool, device=loc.device)]
-    return {"q_m_loc": loc.tolist(), "q_m_scale": scale.tolist(),
-            "q_m_min_pairwise_distance": distances.min().item() if m > 1 else None}
+    return {"q_m_loc": loc.tolist(), "q_m_scale": scale.tolist(), "chart_points": len(x),
+            "chart_samples": num_samples, **metrics}
 
 
 @torch.no_grad()

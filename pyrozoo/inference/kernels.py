@@ -3,9 +3,10 @@
 A kernel object is prepared once per step from the current particles (its bandwidth is
 computed there, without gradient) with :meth:`Kernel.setup`, which returns a function
 ``k(x, y)`` that broadcasts over leading dims: ``x``, ``y`` ``(..., P)`` -> ``(...)``.
-:func:`kernel_matrix` and :func:`stein_force` build from it the update of Stein Mixture Inference (SMI) of Rønning,
-Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference",
-arXiv:2410.22948: φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l).
+:func:`kernel_matrix` and :func:`stein_force` build from it the update of Stein Mixture Inference (SMI) of
+Rønning, Nalisnick, Ley, Smyth & Hamelryck (2024), "ELBOing Stein: Variational Bayes with Stein Mixture Inference",
+arXiv:2410.22948, eq. 9: φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l), here with a loss
+temperature T dividing the first sum (T = 1: the plain update).
 """
 
 import math
@@ -125,14 +126,13 @@ def kernel_matrix(k, theta):
     return k(theta.unsqueeze(1), theta.unsqueeze(0))
 
 
-def stein_force(k, theta, grads, repulsion_temperature=1.0):
-    """The SMI update direction (Rønning et al. 2024):
+def stein_force_terms(k, theta, grads):
+    """The two sums of the SMI update, unweighted: ``(attraction, repulsion)``, each ``(M, P)``.
 
-    φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α / M) Σ_k ∇_{θ_k} k(θ_k, θ_l).
-
-    ``theta`` ``(M, P)`` the particles, ``grads`` ``(M, P)`` row k = ∇_{θ_k} L_k, ``k`` from
-    :meth:`Kernel.setup`, α = ``repulsion_temperature``. The repulsion is differentiated with
-    autograd in the first argument only. Returns φ ``(M, P)`` (the particles ascend it).
+    attraction[l] = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k and repulsion[l] = Σ_k ∇_{θ_k} k(θ_k, θ_l) (Rønning et al.
+    2024, eq. 9 without its weights). ``theta`` ``(M, P)`` the particles, ``grads`` ``(M, P)`` row k =
+    ∇_{θ_k} L_k, ``k`` from :meth:`Kernel.setup`. The repulsion is differentiated with autograd in the
+    first argument only.
     """
     m = theta.shape[0]
     theta = theta.detach()
@@ -141,6 +141,18 @@ def stein_force(k, theta, grads, repulsion_temperature=1.0):
         first = theta.unsqueeze(0).expand(m, m, -1).clone().requires_grad_(True)
         kmat_t = k(first, theta.unsqueeze(1))  # [l, k] = k(θ_k, θ_l)
         (dk,) = torch.autograd.grad(kmat_t.sum(), first)
-    attraction = kmat_t.detach() @ grads  # [l] = Σ_k k(θ_k, θ_l) g_k
-    repulsion = dk.sum(1)
-    return attraction + repulsion_temperature / m * repulsion
+    return kmat_t.detach() @ grads, dk.sum(1)
+
+
+def stein_force(k, theta, grads, repulsion_temperature=1.0, loss_temperature=1.0):
+    """The SMI update direction (Rønning et al. 2024, eq. 9), with a loss temperature T:
+
+    φ_l = (1/T) Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α / M) Σ_k ∇_{θ_k} k(θ_k, θ_l).
+
+    T = 1 (the default) is the plain update; T > 1 is SVGD towards exp(L/T) instead of exp(L).
+    ``theta`` ``(M, P)`` the particles, ``grads`` ``(M, P)`` row k = ∇_{θ_k} L_k, ``k`` from
+    :meth:`Kernel.setup`, α = ``repulsion_temperature``, T = ``loss_temperature``. Returns φ
+    ``(M, P)`` (the particles ascend it); see :func:`stein_force_terms`.
+    """
+    attraction, repulsion = stein_force_terms(k, theta, grads)
+    return attraction / loss_temperature + repulsion_temperature / theta.shape[0] * repulsion

@@ -17,10 +17,28 @@ One step (SMI as in Rønning et al. 2024, applied only to q(m) as in the design 
    draws m_k ~ N(a_k, diag s_k²) at particle index k, scored by log q̄(m) with the mixture
    parameters held constant. Summing log p − log q over the trace gives Σ_k L_k with
    L_k = E_{m ~ N(a_k, B_k), z ~ q(z|x,m)}[log p(x, z, m) − log q̄(m) − log q(z|x, m)].
-2. Particles θ ``(M, P)`` = [all locs, all log-scales] ascend the Stein force
-   φ_l = Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l)   (:func:`stein_force`).
-3. Shared parameters ascend ∇ (1/M) Σ_k L_k with their own optimiser.
+2. Particles θ ``(M, P)`` = [all locs, all log-scales] ascend the Stein force (Rønning et al. 2024, eq. 9, with a
+   loss temperature T)
+   φ_l = (1/T) Σ_k k(θ_k, θ_l) ∇_{θ_k} L_k + (α/M) Σ_k ∇_{θ_k} k(θ_k, θ_l)   (:func:`stein_force`).
+3. Shared parameters ascend ∇ (1/M) Σ_k L_k with their own optimiser (T does not touch them).
+
+Why T: each L_k sums over the N data points (a mini-batch is scaled by N/B), so its gradient grows
+with N while the kernel's gradient does not. With T = 1 (the plain update) the repulsion is
+1e-7 of the attraction on MNIST (N = 50 000) and the components meet; ``loss_temperature="num_data"``
+sets T = N, i.e. the attraction of the per-point ELBO L_k / N, which is SVGD towards exp(L_k / N)
+instead of exp(L_k). This differs from NumPyro's ``SteinVI(loss_temperature=...)``, which multiplies
+the model's log density inside the objective of every parameter. The ratio of the two terms' norms
+is kept per step (:meth:`SMI.period_metrics`).
+
+With T = N the entropy of a component, which L_k counts once and not N times, pulls its log-scales with
+a force of 1/N per dimension, far weaker than the repulsion; a kernel over the whole particle [a, log s]
+then drives the log-scales of different components apart without bound (on MNIST some reached −45 within
+16 epochs). ``kernel_on_scales=False`` evaluates the kernel on the means alone: the means repel, and the
+log-scales follow the kernel-weighted ELBO gradient to the same scales as with T = 1.
 """
+
+import math
+
 
 import pyro
 import pyro.optim
@@ -29,9 +47,12 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 
 from pyrozoo.distributions.stein_mixture import ComponentDraws, SteinMixture
-from pyrozoo.inference.kernels import make_kernel, pairwise_sq_distances, stein_force
-from pyrozoo.inference.objectives import elbo_from_traces
-from pyrozoo.inference.traces import particle_dim
+from pyrozoo.inference.kernels import make_kernel, pairwise_sq_distances, stein_force_terms
+from pyrozoo.inference.objectives import _data_frame, elbo_from_traces
+from pyrozoo.inference.traces import masked, particle_dim, sample_sites
+
+#: The plates SMI puts around the model and guide.
+SMI_PLATES = ("stein_particles", "elbo_particles")
 
 
 class _ComponentMessenger(Messenger):
@@ -53,6 +74,15 @@ class _ComponentMessenger(Messenger):
             msg["fn"] = ComponentDraws(fn, pad=self.pad, score=self.score)
 
 
+def num_data(trace):
+    """N, the number of data points a per-particle objective L_k sums over: the largest product of
+    the full plate sizes (Pyro's ``full_size`` of a subsampled plate) over the observed sites of
+    ``trace``, SMI's own plates left out; 1 without plates."""
+    sizes = [math.prod(f.full_size or f.size for f in site["cond_indep_stack"] if f.name not in SMI_PLATES)
+             for site in sample_sites(trace) if site["is_observed"]]
+    return max(sizes, default=1)
+
+
 def _unconstrained(value):
     get = getattr(value, "unconstrained", None)
     return get() if callable(get) else value
@@ -67,7 +97,10 @@ class SMI:
     """Stein Mixture Inference with Pyro's ``SVI`` interface.
 
     ``SMI(model, guide, optim, num_particles=M, kernel="rbf", repulsion_temperature=1.0,
-    num_elbo_particles=S)``; ``optim`` (a ``pyro.optim`` optimiser, e.g. ``Adam({"lr": 1e-3})``)
+    loss_temperature=1.0, num_elbo_particles=S)``; ``loss_temperature`` T > 0 divides the
+    attraction (see the module docstring), ``"num_data"`` sets T = N of each step's trace
+    (:func:`num_data`); ``kernel_on_scales=False`` computes the kernel on the means a_k alone (the
+    log-scales are then attracted but not repelled; see the module docstring); ``optim`` (a ``pyro.optim`` optimiser, e.g. ``Adam({"lr": 1e-3})``)
     updates the shared parameters and ``particle_optim`` (default ``Adam({"lr": 1e-2})``) the
     Stein particles. ``kernel``: a name from :data:`~pyrozoo.inference.kernels.KERNELS` or a
     :class:`~pyrozoo.inference.kernels.Kernel`. ``particle_sites``: names of the guide's
@@ -84,19 +117,27 @@ class SMI:
 
     def __init__(self, model, guide, optim=None, num_particles=5, kernel="rbf", repulsion_temperature=1.0,
                  num_elbo_particles=1, particle_optim=None, particle_sites=None, warmup_steps=0,
-                 mixture_score=False, analytic_kl=False):
+                 mixture_score=False, analytic_kl=False, loss_temperature=1.0, kernel_on_scales=True):
         if int(num_particles) < 1:
             raise ValueError(f"SMI needs num_particles >= 1, got {num_particles}")
         if int(num_elbo_particles) < 1:
             raise ValueError(f"num_elbo_particles must be >= 1, got {num_elbo_particles}")
         if not repulsion_temperature >= 0:
             raise ValueError(f"repulsion_temperature must be >= 0, got {repulsion_temperature}")
+        if loss_temperature != "num_data" and (isinstance(loss_temperature, (bool, str)) or
+                                               not float(loss_temperature) > 0 or
+                                               not math.isfinite(float(loss_temperature))):
+            raise ValueError(f"loss_temperature must be a number > 0 or 'num_data', got {loss_temperature!r}")
         self.model, self.guide = model, guide
         self.optim = optim if optim is not None else pyro.optim.Adam({"lr": 1e-3})
         self.particle_optim = particle_optim if particle_optim is not None else pyro.optim.Adam({"lr": 1e-2})
         self.num_particles = int(num_particles)
         self.kernel = make_kernel(kernel)
         self.repulsion_temperature = float(repulsion_temperature)
+        self.loss_temperature = loss_temperature if loss_temperature == "num_data" else float(loss_temperature)
+        self.temperature = 1.0  # T of the last step
+        self.kernel_on_scales = bool(kernel_on_scales)
+        self._forces = None  # [Σ attraction, Σ repulsion, Σ ratio of norms, steps] since the last period_metrics()
         self.num_elbo_particles = int(num_elbo_particles)
         self.particle_sites = None if particle_sites is None else set(particle_sites)
         self.warmup_steps = int(warmup_steps)
@@ -107,10 +148,10 @@ class SMI:
         self.dim = particle_dim(model)
 
     # -- the vectorised objective --------------------------------------------------------------
-    def _traces(self, model, guide, args, kwargs):
+    def _traces(self, model, guide, args, kwargs, num_samples=None):
         messenger = _ComponentMessenger(pad=-self.dim - 1, num_particles=self.num_particles,
                                         sites=self.particle_sites, score=self.mixture_score)
-        m, s = self.num_particles, self.num_elbo_particles
+        m, s = self.num_particles, num_samples or self.num_elbo_particles
 
         def plated(fn, use_messenger):
             def wrapped(*a, **k):
@@ -136,6 +177,8 @@ class SMI:
                     raise ValueError(f"the Stein particles of site {name!r} must be leaf parameters (nn.Parameter or "
                                      "an unconstrained pyro.param)")
         self.mixtures = messenger.mixtures
+        self.temperature = float(num_data(model_trace)) if self.loss_temperature == "num_data" else \
+            self.loss_temperature
         shared = [_unconstrained(site["value"]) for site in params.trace.nodes.values()]
         shared += _module_params(self.model) + _module_params(self.guide) + _module_params(model) + \
             _module_params(guide)
@@ -195,9 +238,19 @@ class SMI:
         theta = self.particles()
         self._check_distinct(theta)
         g_matrix = torch.cat([g.reshape(m, -1) for g in g_particles], -1)  # row k = ∇_{θ_k} L_k
-        k = self.kernel.setup(theta)
+        if self.kernel_on_scales:
+            k = self.kernel.setup(theta)
+        else:  # the kernel sees the locs only, so nothing repels the log-scales
+            width = sum(mx.loc[0].numel() for mx in self.mixtures.values())
+            k_loc = self.kernel.setup(theta[:, :width])
+
+            def k(x, y):
+                return k_loc(x[..., :width], y[..., :width])
         self.last_kernel = k
-        phi = stein_force(k, theta, g_matrix, self.repulsion_temperature)
+        attraction, repulsion = stein_force_terms(k, theta, g_matrix)
+        attraction, repulsion = attraction / self.temperature, self.repulsion_temperature / m * repulsion
+        self._tally(attraction, repulsion)
+        phi = attraction + repulsion
         directions, start = {}, 0
         for t in particles:
             width = t[0].numel() if t.dim() > 1 else 1
@@ -205,6 +258,70 @@ class SMI:
             start += width
         shared_grads = {p: g / m for p, g in zip(shared_unique, grads[len(particles):]) if g is not None}
         return -total.item() / m, directions, shared_grads
+
+    @torch.no_grad()
+    def component_log_weights(self, *args, num_samples=1, **kwargs):
+        """Local log weights per draw, component and data point ``(S, M, B)``: log p(x_i, z | m) −
+        log q(z | x_i, m) with m ~ N(a_k, B_k) (component k) and z ~ q(z | x_i, m), for
+        ``model(*args, **kwargs)``. Sites outside the model's ``"data"`` plate (the global m) are left
+        out and site scales are ignored (per-point densities, as in
+        :func:`~pyrozoo.inference.charts.responsibilities`)."""
+        model_trace, guide_trace, _ = self._traces(self.model, self.guide, args, kwargs, num_samples)
+        total = 0.0
+        for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+            for site in sample_sites(trace):
+                frame = _data_frame(site)
+                if frame is None:
+                    continue
+                lp = masked(site["fn"].log_prob(site["value"]), site)
+                lp = lp.reshape((1,) * max(0, 1 - self.dim - lp.dim()) + lp.shape)
+                keep = [lp.dim() + self.dim - 1, lp.dim() + self.dim, lp.dim() + frame.dim]
+                others = [d for d in range(lp.dim()) if d not in keep]
+                total = total + sign * (lp.sum(others) if others else lp)
+        return total
+
+    def _tally(self, attraction, repulsion):
+        pull = attraction.norm()
+        ratio = (repulsion.norm() / pull).item() if pull > 0 else math.inf
+        if self._forces is None or self._forces[0].shape != attraction.shape:
+            self._forces = [torch.zeros_like(attraction), torch.zeros_like(repulsion), 0.0, 0]
+        f = self._forces
+        f[0] += attraction.detach()
+        f[1] += repulsion.detach()
+        f[2] += ratio
+        f[3] += 1
+
+    def period_metrics(self, model=None, dataset=None, num_points=500, num_samples=4):
+        """Metrics of the steps since the last call (for a training record), then a fresh count.
+
+        ``stein_repulsion_ratio``: the mean over steps of ‖(α/M) Σ_k ∇k‖ / ‖(1/T) Σ_k k ∇L_k‖, the two
+        terms of the Stein force over all particles (the attraction of one step carries the mini-batch's
+        and the draws' noise); ``stein_mean_force_ratio``: the same ratio of the two terms summed over the
+        steps (the noise averages out; about 1 when the particles are at rest); ``stein_loss_temperature``:
+        T. With ``dataset``
+        (a :class:`~pyrozoo.data.Dataset`) the chart diagnostics of
+        :func:`~pyrozoo.inference.charts.chart_metrics` on its first ``num_points`` validation points
+        (``num_samples`` draws per component; labels when it has them). ``model`` is unused (the
+        hook's signature).
+        """
+        out = {}
+        if self._forces is not None:
+            att, rep, ratios, steps = self._forces
+            out = {"stein_repulsion_ratio": ratios / steps,
+                   "stein_mean_force_ratio": (rep.norm() / att.norm()).item() if att.norm() > 0 else math.inf,
+                   "stein_loss_temperature": self.temperature}
+        self._forces = None
+        if dataset is not None and self.mixtures:
+            from pyrozoo.inference.charts import chart_metrics
+            x = dataset.valid[:num_points]
+            labels = dataset.labels.get("valid")
+            with pyro.validation_enabled(False):
+                lw = self.component_log_weights(x, num_samples=num_samples)
+            mixes = list(self.mixtures.values())
+            loc, log_scale = (torch.cat([getattr(mx, name).detach() for mx in mixes], -1)
+                              for name in ("loc", "log_scale"))
+            out.update(chart_metrics(lw, loc, log_scale, None if labels is None else labels[:num_points]))
+        return out
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         """A surrogate loss for a plain torch training loop (e.g. :class:`~pyrozoo.inference.TrainingLoop`

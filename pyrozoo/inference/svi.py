@@ -314,7 +314,11 @@ class SVIStrategy(Strategy):
             self.optimizer.step()
             total += loss.item() * points * ctx.world_size / n_train
             self.step += 1
-        return {"train_loss": total / n_train, "beta": self.beta()}
+        record = {"train_loss": total / n_train, "beta": self.beta()}
+        period_metrics = getattr(self.objective, "period_metrics", None)  # e.g. SMI's forces and charts
+        if period_metrics is not None:
+            record.update(period_metrics(self.model, self.dataset))
+        return record
 
     def validate(self):
         return mean_elbo(self.model, self.dataset, "valid", objective=self.valid_objective,

@@ -105,6 +105,9 @@ OPTIONS = _options(
     Option("repulsion_temperature", "float", "stein-hyperprior: SMI's repulsion temperature alpha", group="model",
            minimum=0.0),
     Option("kernel", "str", "stein-hyperprior: Stein kernel", group="model", choices=("@kernel",)),
+    Option("repulsion_scale", "str", "stein-hyperprior: weigh the Stein repulsion against the per-point ELBO "
+           "(per-point: SMI's attraction divided by N) or the whole-data ELBO (plain: the design card's SMI)",
+           group="model", choices=("per-point", "plain")),
     Option("channels", "ints", "Soft-IntroVAE on images: channels of the residual coders, e.g. 64,128",
            group="model", minimum=1),
     # training, epoch-based regimes

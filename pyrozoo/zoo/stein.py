@@ -12,18 +12,32 @@ from pyrozoo.nn import MLP
 from pyrozoo.zoo.classic import _VAE_DEFAULTS, mlp_vae
 from pyrozoo.zoo.registry import checked, register
 
+#: How SMI weighs the repulsion, per choice: the :class:`pyrozoo.inference.SMI` options (the loss temperature T, and
+#: whether the kernel sees the log-scales as well as the means).
+REPULSION_SCALES = {"per-point": {"loss_temperature": "num_data", "kernel_on_scales": False},
+                    "plain": {"loss_temperature": 1.0, "kernel_on_scales": True}}
+#: The component means start at a_k ~ N(0, INIT_SPREAD² I), as close together as each component is wide (scale 0.1):
+#: q(m) starts as one narrow blob near where the per-point Stein force holds the means on MNIST (0.1-0.3 apart), so
+#: attraction and repulsion start balanced (repulsion/attraction 0.19 at N = 50 000) instead of the attraction
+#: dragging prior draws (about 9 apart in 40 dimensions; ratio 0.007) together over the first epochs.
+INIT_SPREAD = 0.1
+
 
 @checked
 def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, hidden=None, num_flows=2,
                          flow_hidden=None, conditioning="concat", repulsion_temperature=1.0, kernel="rbf",
-                         likelihood="bernoulli", **likelihood_options):
+                         repulsion_scale="per-point", likelihood="bernoulli", **likelihood_options):
     """The hyperprior VAE (design card eqs. 1-6): m ~ N(0, I_dm), eps|m ~ N(pad(m), I),
     z = f_λ(eps) (``num_flows`` affine coupling
     layers of ``flow_hidden`` units), x ~ p(x|z) with the MLP decoder of preset ``vae``; guide
     q(m) = Stein mixture of M = ``num_components`` diagonal Gaussians and one encoder q(z|x, m)
     conditioned by ``conditioning`` (``"concat"`` or ``"film"``). ``m_dim`` defaults to z_dim;
-    m_dim > z_dim is refused. ``repulsion_temperature`` (α) and ``kernel`` are SMI settings,
-    validated here and stored as ``model.smi_options``."""
+    m_dim > z_dim is refused. ``repulsion_temperature`` (α), ``kernel`` and ``repulsion_scale`` are SMI
+    settings, validated here and stored as ``model.smi_options``: ``"per-point"`` weighs the repulsion
+    against the per-point ELBO (SMI's loss temperature T = N, the data-set size) with the kernel on the
+    component means, ``"plain"`` against the whole-data ELBO (T = 1, the update of Rønning et al. 2024,
+    eq. 9, with the kernel on the whole particle, as the design card's §2.1 uses it). The
+    component means start at a_k ~ N(0, 0.1² I) (:data:`INIT_SPREAD`), their scales at 0.1."""
     from pyrozoo.distributions.flow_prior import ConditionalFlowPrior
     from pyrozoo.guides.stein import ConditionalGaussianEncoder, SteinMixtureGuide
     from pyrozoo.inference.kernels import make_kernel
@@ -34,6 +48,8 @@ def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, 
     if not float(repulsion_temperature) >= 0:
         raise ValueError(f"the repulsion temperature alpha must be >= 0, got {repulsion_temperature}")
     make_kernel(kernel)
+    if repulsion_scale not in REPULSION_SCALES:
+        raise ValueError(f"unknown repulsion_scale {repulsion_scale!r}; choose from {', '.join(REPULSION_SCALES)}")
     small = math.prod(event_shape) <= 256
     z_dim = int(z_dim if z_dim is not None else (8 if small else 40))
     m_dim = int(m_dim if m_dim is not None else z_dim)
@@ -52,9 +68,10 @@ def stein_hyperprior_vae(event_shape, num_components=5, m_dim=None, z_dim=None, 
                                          event_dim=len(event_shape))
     dec_net = MLP([z_dim] + hidden[::-1] + [lik.params_per_dim * num_dims])
     prior = ConditionalFlowPrior(z_dim, m_dim, num_flows=num_flows, hidden=flow_hidden)
-    model = SteinHyperpriorVAE(encoder, Decoder(dec_net, lik), prior, SteinMixtureGuide(m_dim, num_components))
+    q_m = SteinMixtureGuide(m_dim, num_components, scale=0.1, init_scale=INIT_SPREAD)
+    model = SteinHyperpriorVAE(encoder, Decoder(dec_net, lik), prior, q_m)
     model.smi_options = {"num_particles": int(num_components), "repulsion_temperature": float(repulsion_temperature),
-                         "kernel": kernel}
+                         "kernel": kernel, **REPULSION_SCALES[repulsion_scale]}
     return model
 
 
