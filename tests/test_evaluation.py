@@ -67,3 +67,30 @@ def test_active_units_counts_variance_of_means(trained_vae, digits):
     var = means.var(0)
     assert au["z"]["count"] == int((var > 0.01).sum())
     assert 1 <= au["z"]["count"] <= trained_vae.z_dim
+
+
+def _hvae_z1_means(model, x, num_draws):
+    """E_{q(z2|x)}[μ1(x, z2)] by ``num_draws`` draws of z2 (the reference for z1's activity)."""
+    z2 = model.encoder_z2(x).sample((num_draws,))
+    return model.encoder_z1(x, z2).mean.mean(0)
+
+
+def test_hvae_z1_activity_averages_over_q_z2(digits):
+    """Tomczak & Welling (2018), Fig. 3: z1's activity is Cov_x(E_{q(z2|x)}[μ1(x, z2)]), not μ1 at one z2 draw."""
+    from pyrozoo import zoo
+    torch.manual_seed(0)
+    model = zoo.build("hvae", event_shape=digits.event_shape, z_dim=4, hidden=(32,))
+    x = digits.test[:200]
+    with torch.no_grad():
+        for head in (model.encoder_z2.loc, model.encoder_z2.logvar):  # q(z2|x) = N(b, I) for every x
+            head.weight.zero_()
+        model.encoder_z2.logvar.bias.zero_()
+        model.encoder_z2.loc.bias.copy_(torch.arange(4.0))
+        model.encoder_z1.z_net[0].h.weight.mul_(3.0)  # μ1 moves a lot with z2 ...
+        model.encoder_z1.x_net[0].h.weight.mul_(3.0)  # ... and its average over z2 with x
+        one_draw = model.encoder_z1(x, model.encoder_z2(x).sample()).mean.var(0)
+        exact = _hvae_z1_means(model, x, 4000).var(0)
+    au = active_units(model, x, num_samples=400)
+    assert au["z2"]["variance"].max() < 1e-10 and au["z2"]["count"] == 0
+    assert (one_draw > 3 * exact).all()  # a single z2 draw inflates every unit's variance
+    assert torch.allclose(au["z1"]["variance"], exact, rtol=0.15)
