@@ -94,3 +94,34 @@ def test_hvae_z1_activity_averages_over_q_z2(digits):
     assert au["z2"]["variance"].max() < 1e-10 and au["z2"]["count"] == 0
     assert (one_draw > 3 * exact).all()  # a single z2 draw inflates every unit's variance
     assert torch.allclose(au["z1"]["variance"], exact, rtol=0.15)
+
+
+def test_a_global_site_is_charged_once_per_training_set_not_per_batch(digits):
+    """The training ELBO counts log q(m) − log p(m) once for the N training points, so the per-point
+    test ELBO charges each point 1/N of it, whatever the evaluation batch size."""
+    import pyro
+    import pyro.distributions as dist
+    from pyrozoo import zoo
+
+    class GlobalOffset(VAE):
+        """A VAE with a global m ~ N(0, 1) and a point-mass guide for it (log q(m) = 0)."""
+
+        def model(self, x=None, num_data=None, batch_size=None):
+            pyro.sample("m", dist.Normal(x.new_zeros(()), 1.0))
+            return super().model(x, num_data, batch_size)
+
+        def guide(self, x, num_data=None, batch_size=None):
+            pyro.sample("m", dist.Delta(self.m_loc))
+            return super().guide(x, num_data)
+
+    torch.manual_seed(0)
+    vae = zoo.build("vae", event_shape=digits.event_shape, z_dim=3, hidden=(16,))
+    model = GlobalOffset(vae.encoder, vae.decoder, vae.prior)
+    model.m_loc = nn.Parameter(torch.tensor(1.5))
+    x, n_train = digits.test[:60], len(digits.train)
+    global_term = -dist.Normal(0.0, 1.0).log_prob(torch.tensor(1.5))  # log q(m) − log p(m) at the Delta
+    local_kl = elbo_terms(vae, x)["kl"]  # closed form: no randomness
+    for batch_size in (7, 60):
+        kl = elbo_terms(model, x, batch_size=batch_size, num_data=n_train)["kl"]
+        assert torch.allclose(kl, local_kl + global_term / n_train, atol=1e-5)
+    assert torch.allclose(elbo_terms(model, x, batch_size=7)["kl"], local_kl + global_term / len(x), atol=1e-5)

@@ -70,14 +70,23 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
 
 
 @torch.no_grad()
-def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0):
+def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0, num_data=None):
     """Per-point ELBO, reconstruction term E_q[log p(x|z)] and KL term, each ``(N,)``.
 
     KL = E_q[log q(z|x) − log p(z)] over all latent sites (closed form where registered,
     else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL. Batches are seeded
     and shared out over ranks as in :func:`log_likelihood`.
+
+    A global site (one value for all points, such as the hyperprior's m) enters the training ELBO
+    once for the whole data set, so each point is charged 1/``num_data`` of its term
+    log q(m) − log p(m): ``num_data`` is the size of the data set the model was trained with (the
+    ``size`` of its data plate in training; the run report passes the training split's). It defaults
+    to ``len(x)``, treating ``x`` as the data set. The per-point test ELBO then averages to the
+    training loss's per-point value, E[local terms] − KL(q(m) ‖ p(m)) / N, whatever the evaluation
+    batch size.
     """
     num_samples, batch_size = checks.count("num_samples", num_samples), checks.count("batch_size", batch_size)
+    num_data = len(x) if num_data is None else checks.count("num_data", num_data)
     model.check_data(x)
 
     def one(xb):
@@ -88,14 +97,14 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0
             for site in sample_sites(model_trace):
                 lp_model = masked(site["fn"].log_prob(site["value"]), site)
                 if site["is_observed"]:
-                    rec += _per_point(lp_model, len(xb))
+                    rec += _per_point(lp_model, len(xb), num_data)
                     continue
                 g = guide_trace.nodes[site["name"]]
                 closed = _analytic_kl(g["fn"], site["fn"]) if analytic_kl else None
                 if closed is not None:
-                    kl += _per_point(masked(closed, site), len(xb))
+                    kl += _per_point(masked(closed, site), len(xb), num_data)
                 else:
-                    kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb))
+                    kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb), num_data)
         return torch.stack([rec, kl]) / num_samples
 
     with pyro.validation_enabled(False):
@@ -103,10 +112,11 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
 
-def _per_point(lp, batch):
-    """Reduce a site's log-density to one value per data point (dim −1 is the data plate)."""
+def _per_point(lp, batch, num_data):
+    """Reduce a site's log-density to one value per data point (dim −1 is the data plate); a global
+    site's term is charged 1/``num_data`` to each point."""
     if lp.dim() == 0 or lp.shape[-1] != batch:
-        return lp.sum().expand(batch) / batch  # a global site: shared equally
+        return lp.sum().expand(batch) / num_data
     return lp.reshape(-1, batch).sum(0)
 
 
