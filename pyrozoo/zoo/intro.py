@@ -135,8 +135,8 @@ _register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-de
 def intro_config(name, dataset=None, **overrides):
     """The :class:`~pyrozoo.inference.game.IntroConfig` of an introspective preset on ``dataset``
     (a 2D set takes its Table 3 β's, batch 512 and no entropy term, as §5.1; an image set the
-    image β's of §5.2, its schedule (:func:`image_schedule`) and the preset's r_entropy). ``overrides`` replace config fields
-    or loss weights (``iterations``, ``beta_rec``, ``r_entropy``, ...)."""
+    image β's of §5.2, its schedule (:func:`image_schedule`) and the preset's r_entropy).
+    ``overrides`` replace config fields or loss weights (``iterations``, ``beta_rec``, ``r_entropy``, ...)."""
     from dataclasses import fields
 
     from pyrozoo.inference.game import IntroConfig
