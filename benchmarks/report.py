@@ -144,7 +144,8 @@ def main():
               f"{speed['ratio_pyro_svi_over_plain']} ({speed['ms_per_step']})\n")
     game = _load("intro_step.json")
     if game:
-        print(f"intro step ms: {game['step_ms']}; mixture fwd+bwd ms: {game['mixture_fwd_bwd_ms']} "
+        print(f"intro step ms: {game['step_ms']}; mixture fwd+bwd ms: {game['mixture_fwd_bwd_ms']}, tight scale "
+              f"{game.get('tight_mixture_fwd_bwd_ms')} "
               f"({game['device']}, {game['threads']} thread(s))\n")
     family = _load("vae_family.json")
     if family:

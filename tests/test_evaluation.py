@@ -67,3 +67,61 @@ def test_active_units_counts_variance_of_means(trained_vae, digits):
     var = means.var(0)
     assert au["z"]["count"] == int((var > 0.01).sum())
     assert 1 <= au["z"]["count"] <= trained_vae.z_dim
+
+
+def _hvae_z1_means(model, x, num_draws):
+    """E_{q(z2|x)}[μ1(x, z2)] by ``num_draws`` draws of z2 (the reference for z1's activity)."""
+    z2 = model.encoder_z2(x).sample((num_draws,))
+    return model.encoder_z1(x, z2).mean.mean(0)
+
+
+def test_hvae_z1_activity_averages_over_q_z2(digits):
+    """Tomczak & Welling (2018), Fig. 3: z1's activity is Cov_x(E_{q(z2|x)}[μ1(x, z2)]), not μ1 at one z2 draw."""
+    from pyrozoo import zoo
+    torch.manual_seed(0)
+    model = zoo.build("hvae", event_shape=digits.event_shape, z_dim=4, hidden=(32,))
+    x = digits.test[:200]
+    with torch.no_grad():
+        for head in (model.encoder_z2.loc, model.encoder_z2.logvar):  # q(z2|x) = N(b, I) for every x
+            head.weight.zero_()
+        model.encoder_z2.logvar.bias.zero_()
+        model.encoder_z2.loc.bias.copy_(torch.arange(4.0))
+        model.encoder_z1.z_net[0].h.weight.mul_(3.0)  # μ1 moves a lot with z2 ...
+        model.encoder_z1.x_net[0].h.weight.mul_(3.0)  # ... and its average over z2 with x
+        one_draw = model.encoder_z1(x, model.encoder_z2(x).sample()).mean.var(0)
+        exact = _hvae_z1_means(model, x, 4000).var(0)
+    au = active_units(model, x, num_samples=400)
+    assert au["z2"]["variance"].max() < 1e-10 and au["z2"]["count"] == 0
+    assert (one_draw > 3 * exact).all()  # a single z2 draw inflates every unit's variance
+    assert torch.allclose(au["z1"]["variance"], exact, rtol=0.15)
+
+
+def test_a_global_site_is_charged_once_per_training_set_not_per_batch(digits):
+    """The training ELBO counts log q(m) − log p(m) once for the N training points, so the per-point
+    test ELBO charges each point 1/N of it, whatever the evaluation batch size."""
+    import pyro
+    import pyro.distributions as dist
+    from pyrozoo import zoo
+
+    class GlobalOffset(VAE):
+        """A VAE with a global m ~ N(0, 1) and a point-mass guide for it (log q(m) = 0)."""
+
+        def model(self, x=None, num_data=None, batch_size=None):
+            pyro.sample("m", dist.Normal(x.new_zeros(()), 1.0))
+            return super().model(x, num_data, batch_size)
+
+        def guide(self, x, num_data=None, batch_size=None):
+            pyro.sample("m", dist.Delta(self.m_loc))
+            return super().guide(x, num_data)
+
+    torch.manual_seed(0)
+    vae = zoo.build("vae", event_shape=digits.event_shape, z_dim=3, hidden=(16,))
+    model = GlobalOffset(vae.encoder, vae.decoder, vae.prior)
+    model.m_loc = nn.Parameter(torch.tensor(1.5))
+    x, n_train = digits.test[:60], len(digits.train)
+    global_term = -dist.Normal(0.0, 1.0).log_prob(torch.tensor(1.5))  # log q(m) − log p(m) at the Delta
+    local_kl = elbo_terms(vae, x)["kl"]  # closed form: no randomness
+    for batch_size in (7, 60):
+        kl = elbo_terms(model, x, batch_size=batch_size, num_data=n_train)["kl"]
+        assert torch.allclose(kl, local_kl + global_term / n_train, atol=1e-5)
+    assert torch.allclose(elbo_terms(model, x, batch_size=7)["kl"], local_kl + global_term / len(x), atol=1e-5)

@@ -84,6 +84,36 @@ def test_five_particle_elbo_averages_and_iwae_5_is_the_k5_bound(trained_vae, dig
     assert iwae < elbo  # L_5 >= the 5-draw ELBO on the same draws (Jensen)
 
 
+def test_iwae_tempers_its_weights_with_beta(trained_vae, digits):
+    """β from scale_latents (warm-up, schedules, β-VAE) acts on the IWAE bound through the weights
+    log p(x|z) + β (log p(z) − log q(z|x)): K = 1 is the β-weighted Monte-Carlo ELBO, and at K = 5 the
+    bound equals the one computed by hand from the encoder and decoder on the same draws."""
+    vae, x = trained_vae, digits.test[:50]
+
+    def loss(obj, beta, seed=0, **kw):
+        torch.manual_seed(seed)
+        return obj.loss(scale_latents(vae.model, beta), scale_latents(vae.guide, beta), x, **kw)
+
+    for beta in (0.0, 0.5, 2.0):
+        assert loss(IWAE(1), beta) == pytest.approx(loss(ELBO(analytic_kl=False), beta), rel=1e-5)
+    losses = [loss(IWAE(5), beta) for beta in (0.0, 0.5, 1.0)]
+    assert losses[0] < losses[1] < losses[2]  # the latent term log p(z) − log q(z|x) is negative on average
+    for beta, value in zip((0.0, 0.5, 1.0), losses):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            q = vae.encoder(x)
+            z = q.rsample((5,))
+            lw = vae.decoder(z).log_prob(x) + beta * (vae.prior().log_prob(z) - q.log_prob(z))
+            ref = -(torch.logsumexp(lw, 0) - math.log(5)).sum().item()
+        assert value == pytest.approx(ref, rel=1e-5)
+    # the mini-batch factor N/B is applied once, outside the weights
+    assert loss(IWAE(5), 0.5, num_data=500) == pytest.approx(losses[1] * 10, rel=1e-5)
+
+
+def test_iwae_preset_has_no_warmup():
+    assert zoo.recipe("iwae").defaults["warmup"] == 0  # Burda et al. (2016) train the bound without warm-up
+
+
 def test_make_objective_rejects_unknown():
     with pytest.raises(ValueError, match="choose from"):
         make_objective("vi")

@@ -255,8 +255,76 @@ def test_intro_config_follows_the_paper_per_data_kind():
     image = zoo.intro_config("sintrovae-prior", "mnist")
     assert (two_d.loss.beta_rec, two_d.loss.beta_kl, two_d.loss.beta_neg) == (0.2, 0.3, 0.9)  # Table 3
     assert two_d.loss.r_entropy == 0 and two_d.batch_size == 512  # §5.1: no entropy term in 2D
+    assert (two_d.iterations, two_d.warmup, two_d.milestones) == (30000, 2000, (10000, 15000))
     assert (image.loss.beta_rec, image.loss.beta_kl, image.loss.beta_neg) == (1.0, 1.0, 256.0)  # §5.2
-    assert image.loss.r_entropy == 10 and image.batch_size == 32
+    assert image.loss.r_entropy == 10
     assert zoo.intro_config("sintrovae-prior", "8gaussians", r_entropy=5.0).loss.r_entropy == 5.0
     with pytest.raises(ValueError, match="unknown introspective setting"):
         zoo.intro_config("sintrovae", "8gaussians", epochs=3)
+
+
+@pytest.mark.parametrize("dataset, batch, train_size", [("mnist", 128, 50000), ("fashion-mnist", 128, 50000),
+                                                        ("cifar10", 32, 45000)])
+def test_image_runs_are_scheduled_in_epochs_per_data_set(dataset, batch, train_size):
+    """§5.2: Daniel & Tamar's recipe per data set (batch 128 for (F)MNIST, 32 for CIFAR-10) for 200 epochs after
+    20 epochs of VAE warm-up, no learning-rate drop; an epoch is ceil(N / batch) iterations."""
+    from pyrozoo.runs.config import resolve
+    cfg = zoo.intro_config("sintrovae-prior", dataset)
+    per_epoch = math.ceil(train_size / batch)
+    assert (cfg.batch_size, cfg.iterations, cfg.warmup) == (batch, 220 * per_epoch, 20 * per_epoch)
+    assert multistep_lr(2e-4, cfg.iterations - 1, cfg.milestones) == 2e-4
+    # a shorter run keeps the recipe's share of warm-up (20 of 220 epochs)
+    short = resolve(zoo.recipe("sintrovae"), {"dataset": dataset, "iterations": 11 * per_epoch})
+    assert short["warmup_iterations"] == per_epoch and short["batch_size"] == batch
+
+
+def test_tensor_data_are_read_in_epochs():
+    """Each epoch of the game reads every training image once, in a permutation drawn from (seed, epoch)."""
+    model = zoo.build("sintrovae", event_shape=(2,))
+    data = torch.arange(10.0).unsqueeze(-1).expand(10, 2).contiguous()
+    for accumulate, per_epoch in ((1, 3), (2, 2)):
+        trainer = IntroStrategy(model, data, IntroConfig(iterations=9, warmup=9, batch_size=4 // accumulate,
+                                                          accumulate=accumulate, quiet=True))
+        trainer.setup()
+        epochs = []
+        for epoch in range(2):
+            seen = []
+            for step in range(per_epoch):
+                trainer.step = epoch * per_epoch + step
+                seen += [trainer._begin(j, None, 0)[:, 0] for j, _ in trainer._micro(None)]
+            epochs.append(torch.cat(seen).long())
+        full = per_epoch * 4 if accumulate > 1 else 10  # an incomplete global batch is dropped
+        for order in epochs:
+            assert len(order) == full and len(set(order.tolist())) == full
+        assert not torch.equal(epochs[0], epochs[1])
+
+
+def test_image_vampprior_uses_the_encoder_in_eval_mode_and_bounds_its_pseudo_inputs():
+    """The components are q(z|u_k) as the encoder gives it for u_k: batch norm from the data's running statistics,
+    not the K pseudo-inputs' own, which leave those statistics alone; u_k in [0, 1] like the images."""
+    from pyrozoo.inference.game import switch_prior
+    torch.manual_seed(0)
+    model = zoo.build("sintrovae-prior", event_shape=(1, 16, 16), channels=(4, 8), z_dim=3, num_components=6)
+    model.train()
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model.encoder(torch.rand(32, 1, 16, 16))  # running statistics of some data
+    with torch.no_grad():
+        model.prior.pseudo_weights[0].fill_(3.0)  # beyond the data's range
+    stats = [(m.running_mean.clone(), m.running_var.clone(), int(m.num_batches_tracked)) for m in norms]
+    mix = model.prior()
+    u = model.prior.pseudo_inputs().detach()
+    assert float(u.min()) >= 0.0 and float(u.max()) <= 1.0 and bool((u[0] == 1.0).all())
+    for m, (mean, var, count) in zip(norms, stats):
+        assert m.training and torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+        assert int(m.num_batches_tracked) == count
+    model.eval()
+    with torch.no_grad():
+        loc, logvar = model.encoder.params(u)
+        alone = model.encoder.params(u[2:3])
+    model.train()
+    assert torch.allclose(mix.loc, loc, atol=1e-5) and torch.allclose(mix.logvar, logvar, atol=1e-5)
+    assert torch.allclose(mix.loc[2:3], alone[0], atol=1e-5)  # a component does not depend on the others
+    mix.log_prob(torch.randn(5, 3)).sum().backward()
+    assert model.prior.pseudo_weights.grad is not None and model.prior.pseudo_weights.grad[1].abs().sum() > 0
+    prior = switch_prior(model, IntroConfig(clip=True, learn_prior=True))
+    assert torch.allclose(prior.loc, loc, atol=1e-5)

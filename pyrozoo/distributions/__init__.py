@@ -3,8 +3,8 @@
 from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 from pyrozoo.distributions.flow_prior import ConditionalFlowPrior, Flip, FlowPrior, make_flow
-from pyrozoo.distributions.intro_prior import (ClippedMixturePrior, RealVampPrior, normalized_entropy,
-                                               responsibilities, soft_clip)
+from pyrozoo.distributions.intro_prior import (ClippedMixturePrior, EvalNormParams, RealVampPrior,
+                                               normalized_entropy, responsibilities, soft_clip)
 from pyrozoo.distributions.likelihoods import (LIKELIHOODS, BernoulliLikelihood, DiscretizedLogisticLikelihood,
                                                GaussianLikelihood, Likelihood, make_likelihood)
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
@@ -21,6 +21,6 @@ __all__ = ["AutoregressiveImage", "ConditionalGaussian", "ExpandedMixture", "Lay
            "HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
            "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
            "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
-           "ClippedMixturePrior", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",
+           "ClippedMixturePrior", "EvalNormParams", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",
            "ComponentDraws", "SteinMixture", "mixture_log_prob", "ConditionalFlowPrior", "Flip", "FlowPrior",
            "make_flow"]

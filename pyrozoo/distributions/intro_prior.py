@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
 from pyrozoo.distributions.priors import MixtureOfGaussiansPrior, VampPrior
@@ -116,3 +117,30 @@ class RealVampPrior(VampPrior):
     def pseudo_inputs(self):
         """u ``(K, *event_shape)``, unconstrained."""
         return self.pseudo_weights
+
+
+class EvalNormParams:
+    """``encoder.params`` with the encoder's batch-norm layers in eval mode: the posterior the encoder
+    gives an input, normalised by the running statistics of the data, whatever mode the model is in.
+
+    A VampPrior's components are q(z|u_k) at the pseudo-inputs u_k. Run through a
+    :class:`~pyrozoo.nn.residual.ResidualEncoderNet` in training mode, the K pseudo-inputs would be
+    normalised by their own batch statistics (so q(z|u_k) would depend on the other u_l and differ from
+    the encoder applied to u_k alone) and would move the running statistics of the data. Called with
+    ``x`` ``(K, *event_shape)``, returns ``(loc, logvar)`` each ``(K, z_dim)``; gradients reach the
+    inputs and the encoder's weights; running statistics are neither used from the batch nor updated.
+    Each call restores the modes it found.
+    """
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def __call__(self, x):
+        norms = [m for m in self.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        for m in norms:
+            m.eval()
+        try:
+            return self.encoder.params(x)
+        finally:
+            for m in norms:
+                m.train()

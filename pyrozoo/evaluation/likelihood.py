@@ -11,7 +11,10 @@ from pyrozoo.evaluation.sharding import cat, map_batches
 from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.inference import distributed
 from pyrozoo.inference.objectives import _analytic_kl, _data_frame, log_weights
-from pyrozoo.inference.traces import get_traces, masked, sample_sites
+from pyrozoo.inference.traces import get_traces, masked, particle_dim, sample_sites, vectorize
+
+# distribution_mean is re-exported (its home is pyrozoo.guides.encoders)
+__all__ = ["active_units", "auto_chunk", "distribution_mean", "elbo_terms", "log_likelihood"]
 
 
 @torch.no_grad()
@@ -67,14 +70,23 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
 
 
 @torch.no_grad()
-def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0):
+def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0, num_data=None):
     """Per-point ELBO, reconstruction term E_q[log p(x|z)] and KL term, each ``(N,)``.
 
     KL = E_q[log q(z|x) − log p(z)] over all latent sites (closed form where registered,
     else Monte Carlo with ``num_samples`` draws). ELBO = reconstruction − KL. Batches are seeded
     and shared out over ranks as in :func:`log_likelihood`.
+
+    A global site (one value for all points, such as the hyperprior's m) enters the training ELBO
+    once for the whole data set, so each point is charged 1/``num_data`` of its term
+    log q(m) − log p(m): ``num_data`` is the size of the data set the model was trained with (the
+    ``size`` of its data plate in training; the run report passes the training split's). It defaults
+    to ``len(x)``, treating ``x`` as the data set. The per-point test ELBO then averages to the
+    training loss's per-point value, E[local terms] − KL(q(m) ‖ p(m)) / N, whatever the evaluation
+    batch size.
     """
     num_samples, batch_size = checks.count("num_samples", num_samples), checks.count("batch_size", batch_size)
+    num_data = len(x) if num_data is None else checks.count("num_data", num_data)
     model.check_data(x)
 
     def one(xb):
@@ -85,14 +97,14 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0
             for site in sample_sites(model_trace):
                 lp_model = masked(site["fn"].log_prob(site["value"]), site)
                 if site["is_observed"]:
-                    rec += _per_point(lp_model, len(xb))
+                    rec += _per_point(lp_model, len(xb), num_data)
                     continue
                 g = guide_trace.nodes[site["name"]]
                 closed = _analytic_kl(g["fn"], site["fn"]) if analytic_kl else None
                 if closed is not None:
-                    kl += _per_point(masked(closed, site), len(xb))
+                    kl += _per_point(masked(closed, site), len(xb), num_data)
                 else:
-                    kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb))
+                    kl += _per_point(masked(g["fn"].log_prob(g["value"]), g) - lp_model, len(xb), num_data)
         return torch.stack([rec, kl]) / num_samples
 
     with pyro.validation_enabled(False):
@@ -100,30 +112,47 @@ def elbo_terms(model, x, num_samples=1, batch_size=500, analytic_kl=True, seed=0
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
 
-def _per_point(lp, batch):
-    """Reduce a site's log-density to one value per data point (dim −1 is the data plate)."""
+def _per_point(lp, batch, num_data):
+    """Reduce a site's log-density to one value per data point (dim −1 is the data plate); a global
+    site's term is charged 1/``num_data`` to each point."""
     if lp.dim() == 0 or lp.shape[-1] != batch:
-        return lp.sum().expand(batch) / batch  # a global site: shared equally
+        return lp.sum().expand(batch) / num_data
     return lp.reshape(-1, batch).sum(0)
+
+
+def _mean_over_draws(site, dim):
+    """E_q[z|x] of a guide site traced in a particle plate at ``dim``: the average over the particles of
+    the site distribution's mean (of the draw itself where no mean is known), flattened: ``(B, -1)``."""
+    fn, value = site["fn"], site["value"]
+    try:
+        mean = torch.broadcast_to(fn.mean, value.shape)
+    except NotImplementedError:
+        mean = value
+    return mean.mean(mean.dim() - fn.event_dim + dim)
 
 
 @torch.no_grad()
 def active_units(model, x, threshold=0.01, batch_size=500, num_samples=100, seed=0):
     """Active units (Burda et al. 2016): unit u is active when Cov_x(E_q[z_u|x]) > ``threshold``.
 
-    E_q[z|x] is the guide distribution's mean when it has one, else a Monte-Carlo mean of
-    ``num_samples`` draws. Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each
-    latent site of the guide inside the data plate; global sites (one value for all points, such
-    as the hyperprior's m) have no per-point mean and are left out. ``x`` needs at least 2 points.
-    Batches are seeded and shared out over ranks as in :func:`log_likelihood`.
+    E_q[z|x] is estimated from ``num_samples`` runs of the guide (vectorised in a particle plate): the
+    average of each site's conditional mean, or of its draws where the distribution has no mean (flow
+    posteriors). A site whose parents are latent is thus averaged over them: for the two-level HVAE
+    (Tomczak & Welling 2018, "VAE with a VampPrior", arXiv:1705.07120, Fig. 3) z1's activity uses
+    E_{q(z2|x)}[μ1(x, z2)], not μ1 at one draw of z2; a site without latent parents gets its exact mean.
+    Returns ``{site: {"count": int, "variance": (d,) tensor}}`` for each latent site of the guide inside
+    the data plate; global sites (one value for all points, such as the hyperprior's m) have no per-point
+    mean and are left out. ``x`` needs at least 2 points. Batches are seeded and shared out over ranks as
+    in :func:`log_likelihood`.
     """
     threshold = checks.number("threshold", threshold, minimum=0.0)
     batch_size, num_samples = checks.count("batch_size", batch_size), checks.count("num_samples", num_samples)
     model.check_data(x, min_points=2, why="active units are a variance across points")
+    dim = particle_dim(model.model)
 
     def one(xb):
-        trace = pyro.poutine.trace(model.guide).get_trace(xb)
-        return {site["name"]: distribution_mean(site["fn"], num_samples).reshape(len(xb), -1)
+        trace = pyro.poutine.trace(vectorize(model.guide, num_samples, dim)).get_trace(xb)
+        return {site["name"]: _mean_over_draws(site, dim).reshape(len(xb), -1)
                 for site in sample_sites(trace) if _data_frame(site) is not None}
 
     with pyro.validation_enabled(False):

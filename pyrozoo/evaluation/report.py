@@ -82,7 +82,8 @@ def _elbo(ctx):
     from pyrozoo.diagnostics import psis_khat
     from pyrozoo.evaluation.likelihood import active_units, elbo_terms
     test = ctx.dataset.test
-    terms = elbo_terms(ctx.model, test)
+    train = getattr(ctx.dataset, "train", None)  # a global latent's KL is shared by the N training points
+    terms = elbo_terms(ctx.model, test, num_data=len(train) if train is not None else None)
     au = active_units(ctx.model, test)
     khat = psis_khat(ctx.model, test[:200], num_samples=min(1000, max(ctx.num_samples, 100)))
     ctx.cache["khat"] = khat

@@ -21,6 +21,16 @@ from pyrozoo.inference import distributed
 from pyrozoo.inference.loop import Strategy, check_device, check_finite
 
 
+def epoch_iterations(num_points: int, batch_size: int, parts: int = 1) -> int:
+    """Iterations in one pass over ``num_points`` training points with micro-batches of ``batch_size``
+    and ``parts`` = processes × accumulated micro-batches per iteration: ceil(N / batch) for one part
+    (the last batch smaller), else N // (batch · parts) (an incomplete last global batch is dropped, as
+    the epoch-based loop does)."""
+    if parts == 1:
+        return -(-num_points // batch_size)
+    return num_points // (batch_size * parts)
+
+
 def multistep_lr(base_lr: float, step: int, milestones, factor: float = 0.1) -> float:
     """MultiStep decay: ``base_lr · factor^(number of milestones <= step)``."""
     return base_lr * factor ** sum(int(step) >= int(m) for m in milestones)
@@ -128,9 +138,12 @@ def switch_prior(model, config: IntroConfig):
 class IntroStrategy(Strategy):
     """Train a zoo VAE (``encoder``, ``decoder``, ``prior`` parts) with the Soft-IntroVAE game.
 
-    ``data`` is a tensor ``(N, *event_shape)`` (mini-batches drawn at random with replacement)
-    or a callable ``n -> (n, *event_shape)`` drawing fresh points (the 2D sets). Two Adam
-    optimisers: the encoder's, and the decoder's with the prior as a second parameter group.
+    ``data`` is a tensor ``(N, *event_shape)`` of training images, read in epochs as the authors'
+    data loader does (each epoch one permutation drawn from (seed, epoch), cut into the iterations'
+    global batches: :func:`epoch_iterations` iterations per epoch, so a schedule in epochs is
+    ``epochs × epoch_iterations(N, batch_size)`` iterations), or a callable ``n -> (n, *event_shape)``
+    drawing fresh points (the 2D sets). Two Adam optimisers: the encoder's, and the decoder's with the
+    prior as a second parameter group.
     """
 
     unit = "iteration"
@@ -169,11 +182,15 @@ class IntroStrategy(Strategy):
         model.to(self.device)
         distributed.broadcast_module(model)  # every rank starts from rank 0's initialisation
         data = self._data
+        self._order = (None, None)  # (epoch, its permutation) of tensor data
         if callable(data) and not torch.is_tensor(data):
-            self._draw = data
+            self._images = None
         else:
-            data = data.to(self.device)
-            self._draw = lambda n: data[torch.randint(0, len(data), (n,), device=data.device)]
+            self._images = data.to(self.device)
+            parts = self.ctx.world_size * cfg.accumulate
+            if epoch_iterations(len(data), cfg.batch_size, parts) < 1:
+                raise ValueError(f"the training set ({len(data)} points) is smaller than one global batch "
+                                 f"({cfg.batch_size} x {parts}); use a smaller batch_size")
         if self.enc_opt is None:
             self.enc_opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr_encoder)
             self.dec_opt = torch.optim.Adam([{"params": list(model.decoder.parameters())},
@@ -205,7 +222,22 @@ class IntroStrategy(Strategy):
         """Seed the micro-batch's RNG (for ``phase`` 0: encoder/warm-up, 1: decoder) and draw its data."""
         if j is not None:
             distributed.seed_micro_batch(self.config.seed, self.step, j, phase)
-        return x if x is not None else self._draw(self.config.batch_size).to(self.device)
+        if x is not None:
+            return x
+        if self._images is None:
+            return self._data(self.config.batch_size).to(self.device)
+        return self._images[self._epoch_slice(j)]
+
+    def _epoch_slice(self, j):
+        """Indices of micro-batch ``j`` of the current iteration in the epoch order of the tensor data."""
+        cfg, n = self.config, len(self._images)
+        parts = self.ctx.world_size * cfg.accumulate
+        epoch, pos = divmod(self.step, epoch_iterations(n, cfg.batch_size, parts))
+        if self._order[0] != epoch:
+            g = torch.Generator().manual_seed((int(cfg.seed) * 1_000_003 + epoch) % (2 ** 63))
+            self._order = (epoch, torch.randperm(n, generator=g).to(self.device))
+        start = (pos * parts + j) * cfg.batch_size
+        return self._order[1][start:start + cfg.batch_size]
 
     def _finish(self, losses, what, params, optimizers):
         """Average the micro-batches' loss over ranks, stop on a non-finite one, average the

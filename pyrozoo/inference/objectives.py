@@ -138,13 +138,27 @@ def _data_frame(site):
     return None
 
 
-def log_weights(model, guide, *args, num_samples=1, **kwargs):
+def _temper(site):
+    """A site's scale without its mini-batch factor (the product of N/B over its subsampled plates): the β
+    that :func:`~pyrozoo.inference.annealing.scale_latents` (or any ``poutine.scale``) put on it."""
+    factor = 1.0
+    for frame in site["cond_indep_stack"]:
+        if frame.full_size is not None and frame.size:
+            factor = factor * frame.full_size / frame.size
+    return site["scale"] / factor
+
+
+def log_weights(model, guide, *args, num_samples=1, tempered=False, **kwargs):
     """Importance log-weights log p(x, z_s) − log q(z_s|x) per sample and data point: ``(S, B)``.
 
     Draws ``num_samples`` from the guide in one vectorised pass (a particle plate left of the
-    model's plates). Site scales (mini-batch N/B, β) are ignored: these are per-point densities.
-    Sites outside the ``"data"`` plate (global latents) contribute to every data point, so
-    with a global latent the weights target log p(x_i) with the global integrated out.
+    model's plates). The mini-batch factor N/B of the site scales is always ignored: these are
+    per-point densities. The rest of a site's scale (β of a KL warm-up, β-VAE) is ignored too unless
+    ``tempered``, which weights each site's log-density by it: for latent sites scaled by β this gives
+    the tempered weight log p(x|z_s) + β (log p(z_s) − log q(z_s|x)), the IWAE counterpart of the
+    β-weighted ELBO (see :class:`IWAE`). Sites outside the ``"data"`` plate (global latents) contribute
+    to every data point, so with a global latent the weights target log p(x_i) with the global
+    integrated out.
     """
     dim = particle_dim(model)
     model_trace, guide_trace = get_traces(vectorize(model, num_samples, dim), vectorize(guide, num_samples, dim),
@@ -161,21 +175,31 @@ def log_weights(model, guide, *args, num_samples=1, **kwargs):
                 lp = lp.sum(others, keepdim=False)
             if lp.dim() == 1:  # global site: (S,) -> (S, 1)
                 lp = lp.unsqueeze(-1)
+            if tempered:
+                lp = lp * _temper(site)
             total = total + sign * lp
     return total
 
 
 class IWAE(pyro.infer.ELBO):
-    """The importance-weighted bound (Burda et al. 2016) with ``num_particles`` = K samples:
+    """The importance-weighted bound (Burda et al. 2016, eq. 8) with ``num_particles`` = K samples:
 
     L_K = Σ_i [logsumexp_k log w_ik − log K], times N/B for a mini-batch. K = 1 is the ELBO.
+
+    KL weights act on the bound through the weights: with model and guide scaled by β
+    (:func:`~pyrozoo.inference.annealing.scale_latents`, which the KL warm-up, the cyclical schedule and
+    β-VAE use) the log-weight is log p(x|z) + β (log p(z) − log q(z|x)) (:func:`log_weights` with
+    ``tempered=True``). At β = 1 this is the IWAE bound; at K = 1 it is the β-weighted Monte-Carlo ELBO
+    E[log p(x|z)] − β KL; at β = 0 it is the bound on the decoder alone, log (1/K) Σ_k p(x|z_k) with
+    z_k ~ q(z|x). Burda et al. (2016) train without warm-up, and so does pyrozoo's ``iwae`` preset; a
+    ``warmup`` or ``beta`` given to it acts through these tempered weights.
     """
 
     def __init__(self, num_particles=5):
         super().__init__(num_particles=num_particles, vectorize_particles=True)
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
-        lw = log_weights(model, guide, *args, num_samples=self.num_particles, **kwargs)
+        lw = log_weights(model, guide, *args, num_samples=self.num_particles, tempered=True, **kwargs)
         bound = torch.logsumexp(lw, dim=0) - math.log(self.num_particles)
         num_data = kwargs.get("num_data")
         scale = num_data / lw.shape[-1] if num_data else 1.0

@@ -80,8 +80,9 @@ register("beta-vae", "beta-VAE: the KL term weighted by a constant beta = 4 (not
 register("vae-freebits", "VAE trained with free bits: each of 8 latent groups pays max(0.5 nats, KL) "
          "(notes eq. 14)", defaults={**_VAE_DEFAULTS, "objective": "free-bits", "free_bits": 0.5, "kl_groups": 8},
          reference=_NOTES)(_family("diagonal"))
+# No warm-up, as Burda et al. (2016); a warm-up or beta given to it tempers the weights (pyrozoo.inference.IWAE).
 register("iwae", "VAE trained with the importance-weighted bound, K = 5 (Burda et al. 2016)",
-         defaults={**_VAE_DEFAULTS, "objective": "iwae", "particles": 5},
+         defaults={**_VAE_DEFAULTS, "warmup": 0, "objective": "iwae", "particles": 5},
          reference="Burda et al. (2016), Importance Weighted Autoencoders, arXiv:1509.00519")(_family("diagonal"))
 
 

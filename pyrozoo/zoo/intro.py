@@ -12,10 +12,19 @@ from pyrozoo.zoo.classic import mlp_vae
 from pyrozoo.zoo.registry import STANDARD_REPORT, checked, recipe, register, with_prior
 
 #: (beta_rec, beta_kl, beta_neg) per 2D set, Athanasiadis et al. (2025) Table 3 (the authors' grid
-#: search); images: §5.2.
+#: search); images: §5.2 (Daniel & Tamar's recommended values; the authors' code sets beta_neg = 128 for MNIST).
 INTRO_BETAS = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
                "rings": (0.2, 0.2, 0.6), "image": (1.0, 1.0, 256.0)}
 INTRO_PRIORS = ("standard", "mog", "vampprior")
+
+#: §5.2: "the default training hyperparameters ... of Daniel & Tamar (2021), except that the first 20 epochs
+#: were used as a VAE training warm-up". Per data set (batch size, epochs of the game, warm-up epochs) as in the
+#: authors' code (athaioan/intro_prior, images/utils/configs.py: 220 epochs of which 20 VAE warm-up, batch 128
+#: for (F)MNIST and 32 for CIFAR-10); the learning rate never drops (their milestone is epoch 350). The
+#: training-split sizes are pyrozoo's (the last 10k / 5k official training images are validation).
+IMAGE_SCHEDULES = {"mnist": (128, 200, 20), "fashion-mnist": (128, 200, 20), "cifar10": (32, 200, 20),
+                   "digits": (128, 200, 20)}
+TRAIN_SIZES = {"mnist": 50000, "fashion-mnist": 50000, "cifar10": 45000, "digits": 1197}
 
 
 @checked
@@ -30,11 +39,18 @@ def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=
     digits): MLP coders 512-256, z = 32, K = 100. The decoder is Gaussian with σ² = ½ by default,
     so −log p(x|z) is the squared error of the paper's MSE reconstruction loss up to a constant
     (data stay continuous). ``learn_weights``: learnable mixture contributions (LC) for the MoG and
-    VampPrior (the VampPrior's pseudo-inputs are unbounded and start at N(0, 1) draws). The MoG
-    presets start from the VampPrior: the trainer turns it into a MoG (μ_k, log σ²_k from the
-    encoder at u_k) when the game starts (§5.1).
+    VampPrior. The MoG presets start from the VampPrior: the trainer turns it into a MoG (μ_k, log σ²_k
+    from the encoder at u_k) when the game starts (§5.1).
+
+    The VampPrior's components are the posterior the encoder gives the pseudo-inputs, with the
+    encoder's batch-norm layers in eval mode (:class:`~pyrozoo.distributions.EvalNormParams`: running
+    statistics of the data, not of the K pseudo-inputs, and not updated by them). On images (any
+    ``(C, H, W)`` data, which lie in [0, 1]) the pseudo-inputs are bounded to [0, 1] like the data
+    (:class:`~pyrozoo.distributions.VampPrior`, started at N(0.05, 0.01²) as Tomczak & Welling 2018);
+    on 2D data they are unbounded and start at N(0, 1) draws.
     """
-    from pyrozoo.distributions.intro_prior import ClippedMixturePrior, RealVampPrior
+    from pyrozoo.distributions import VampPrior
+    from pyrozoo.distributions.intro_prior import ClippedMixturePrior, EvalNormParams, RealVampPrior
     from pyrozoo.nn.residual import ResidualDecoderNet, ResidualEncoderNet
     if prior not in INTRO_PRIORS:
         raise ValueError(f"unknown prior {prior!r} for Soft-IntroVAE; choose from {', '.join(INTRO_PRIORS)}")
@@ -64,7 +80,10 @@ def intro_vae(event_shape, prior="standard", num_components=None, learn_weights=
     if prior == "mog":
         model.prior = ClippedMixturePrior(z_dim, k, learn_weights=learn_weights)
     elif prior == "vampprior":
-        model.prior = RealVampPrior(z_dim, model.encoder.params, event_shape, k, weighted=learn_weights)
+        encode = EvalNormParams(model.encoder)
+        bounded = len(event_shape) == 3
+        model.prior = (VampPrior(z_dim, encode, event_shape, k, weighted=learn_weights) if bounded
+                       else RealVampPrior(z_dim, encode, event_shape, k, weighted=learn_weights))
     return model
 
 
@@ -75,11 +94,25 @@ _REF = ("Athanasiadis, Lindsten & Felsberg (2025), Prior Learning in Introspecti
         "Daniel & Tamar (2021), Soft-IntroVAE, arXiv:2012.13253")
 
 
+def image_schedule(dataset):
+    """The §5.2 schedule of ``dataset`` in iterations of one process: ``{"batch_size", "iterations",
+    "warmup_iterations", "milestones"}`` with an epoch = ceil(N / batch) iterations (N the training
+    split), (game + warm-up) epochs in all and the warm-up epochs first (:data:`IMAGE_SCHEDULES`); the
+    one milestone sits at the last iteration, so the learning rate never drops."""
+    batch, epochs, warmup = IMAGE_SCHEDULES[dataset]
+    per_epoch = -(-TRAIN_SIZES[dataset] // batch)
+    iterations = (epochs + warmup) * per_epoch
+    return {"batch_size": batch, "iterations": iterations, "warmup_iterations": warmup * per_epoch,
+            "milestones": [iterations]}
+
+
 def _data_defaults(dataset):
-    """§5.1 trains the 2D sets at batch 512 without the responsibility-entropy term; §5.2 the images
-    at batch 32 (Daniel & Tamar's image default) with the preset's r_entropy."""
+    """§5.1 trains the 2D sets at batch 512 without the responsibility-entropy term for 30 000 iterations;
+    §5.2 the images by epochs (:func:`image_schedule`) with the preset's r_entropy."""
     from pyrozoo.data import BOXES
-    return {"batch_size": 512, "r_entropy": 0.0} if dataset in BOXES else {"batch_size": 32}
+    if dataset in BOXES:
+        return {"batch_size": 512, "r_entropy": 0.0}
+    return image_schedule(dataset) if dataset in IMAGE_SCHEDULES else {"batch_size": 32}
 
 
 def _register(name, description, prior, learn_prior=False, clip=False, r_entropy=0.0):
@@ -101,9 +134,9 @@ _register("sintrovae-prior", "Soft-IntroVAE with a learned MoG prior in prior-de
 
 def intro_config(name, dataset=None, **overrides):
     """The :class:`~pyrozoo.inference.game.IntroConfig` of an introspective preset on ``dataset``
-    (a 2D set takes its Table 3 β's, batch 512 and no entropy term, as §5.1; anything else the
-    image β's of §5.2, batch 32 and the preset's r_entropy). ``overrides`` replace config fields
-    or loss weights (``iterations``, ``beta_rec``, ``r_entropy``, ...)."""
+    (a 2D set takes its Table 3 β's, batch 512 and no entropy term, as §5.1; an image set the
+    image β's of §5.2, its schedule (:func:`image_schedule`) and the preset's r_entropy).
+    ``overrides`` replace config fields or loss weights (``iterations``, ``beta_rec``, ``r_entropy``, ...)."""
     from dataclasses import fields
 
     from pyrozoo.inference.game import IntroConfig
