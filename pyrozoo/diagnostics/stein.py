@@ -112,6 +112,12 @@ def plot_charts(model, x, labels=None, path=None, responsibility=None):
     import matplotlib.pyplot as plt
     mix = _mixture(model)
     m = mix.num_components
+    model.check_data(x)
+    if labels is not None:
+        checks.labels("labels", labels, len(x))
+    if responsibility is not None and tuple(responsibility.shape) != (len(x), m):
+        raise ValueError(f"responsibility must have shape (B, M) = ({len(x)}, {m}), one row per point of x and one "
+                         f"column per component, got {tuple(responsibility.shape)}")
     codes = torch.stack([model.encoder(x, a).mean for a in mix.loc]).cpu().double()  # (M, B, z)
     centres = torch.stack([_flow_image(model.prior, a) for a in mix.loc]).cpu().double()
     flat = codes.reshape(-1, codes.shape[-1])
