@@ -135,7 +135,7 @@ def _q_m(ctx, num_points=1000, num_samples=16):
     from pyrozoo.inference.charts import responsibilities
     x = ctx.dataset.test[:num_points]
     labels = ctx.dataset.labels.get("test")
-    labels = None if labels is None else labels[:len(x)]
+    labels = None if labels is None or len(labels) != len(ctx.dataset.test) else labels[:len(x)]
     metrics, lw = chart_diagnostics(ctx.model, x, labels, num_samples=num_samples)
     mixture_inference_data(ctx.model, log_weights=lw, labels=labels).to_netcdf(str(Path(ctx.out) / "q_m.nc"))
     ax = plot_component_means(ctx.model)

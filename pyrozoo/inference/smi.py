@@ -37,6 +37,7 @@ then drives the log-scales of different components apart without bound (on MNIST
 log-scales follow the kernel-weighted ELBO gradient to the same scales as with T = 1.
 """
 
+import contextlib
 import math
 
 
@@ -47,6 +48,7 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 
 from pyrozoo.distributions.stein_mixture import ComponentDraws, SteinMixture
+from pyrozoo.inference import distributed
 from pyrozoo.inference.kernels import make_kernel, pairwise_sq_distances, stein_force_terms
 from pyrozoo.inference.objectives import _data_frame, elbo_from_traces
 from pyrozoo.inference.traces import masked, particle_dim, sample_sites
@@ -291,6 +293,17 @@ class SMI:
         f[2] += ratio
         f[3] += 1
 
+    @contextlib.contextmanager
+    def uncounted(self):
+        """A context in which calls do not count: the step count (warm-up) and the force tally are
+        restored on exit (e.g. for a probe of which parameters get gradients)."""
+        steps, forces = self.num_steps, self._forces
+        self._forces = None
+        try:
+            yield self
+        finally:
+            self.num_steps, self._forces = steps, forces
+
     def period_metrics(self, model=None, dataset=None, num_points=500, num_samples=4):
         """Metrics of the steps since the last call (for a training record), then a fresh count.
 
@@ -301,12 +314,17 @@ class SMI:
         T. With ``dataset``
         (a :class:`~pyrozoo.data.Dataset`) the chart diagnostics of
         :func:`~pyrozoo.inference.charts.chart_metrics` on its first ``num_points`` validation points
-        (``num_samples`` draws per component; labels when it has them). ``model`` is unused (the
-        hook's signature).
+        (``num_samples`` draws per component, the same fixed draws every period; labels when it has
+        them). ``model`` is unused (the hook's signature). Under ``torch.distributed`` the force terms
+        of every rank's micro-batches are pooled, so every rank returns the same record.
         """
         out = {}
         if self._forces is not None:
             att, rep, ratios, steps = self._forces
+            # every micro-batch of every rank counts once: a run on R ranks reports what one process with
+            # R micro-batches per step reports (the norms' ratio is the same for sums and means)
+            att, rep = distributed.all_reduce_mean(att), distributed.all_reduce_mean(rep)
+            ratios, steps = distributed.all_reduce_sum([ratios, steps])
             out = {"stein_repulsion_ratio": ratios / steps,
                    "stein_mean_force_ratio": (rep.norm() / att.norm()).item() if att.norm() > 0 else math.inf,
                    "stein_loss_temperature": self.temperature}
@@ -315,12 +333,16 @@ class SMI:
             from pyrozoo.inference.charts import chart_metrics
             x = dataset.valid[:num_points]
             labels = dataset.labels.get("valid")
-            with pyro.validation_enabled(False):
+            if labels is not None and len(labels) != len(dataset.valid):
+                labels = None  # labels of another split size do not describe these rows
+            # the same draws every period and on every rank (common random numbers), apart from training's RNG
+            with pyro.validation_enabled(False), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+                torch.manual_seed(0)
                 lw = self.component_log_weights(x, num_samples=num_samples)
             mixes = list(self.mixtures.values())
             loc, log_scale = (torch.cat([getattr(mx, name).detach() for mx in mixes], -1)
                               for name in ("loc", "log_scale"))
-            out.update(chart_metrics(lw, loc, log_scale, None if labels is None else labels[:num_points]))
+            out.update(chart_metrics(lw, loc, log_scale, None if labels is None else labels[:len(x)]))
         return out
 
     def differentiable_loss(self, model, guide, *args, **kwargs):

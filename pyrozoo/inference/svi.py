@@ -203,16 +203,13 @@ class SVIStrategy(Strategy):
         gradient (e.g. the prior while the KL weight is 0): DDP must then search for them."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         x = self.dataset.binarized(self.dataset.train[:2])
-        steps = getattr(self.objective, "num_steps", None)  # SMI counts its calls (warm-up steps)
-        try:
+        # SMI counts its calls (warm-up steps) and tallies its forces: the probe must not count
+        with getattr(self.objective, "uncounted", contextlib.nullcontext)():
             for beta in (0.0, 1.0):
                 grads = torch.autograd.grad(self.loss(x, len(self.dataset.train), beta), params, allow_unused=True)
                 if any(g is None for g in grads):
                     return True
             return False
-        finally:
-            if steps is not None:
-                self.objective.num_steps = steps
 
     @property
     def steps_per_epoch(self) -> int:
