@@ -40,7 +40,6 @@ log-scales follow the kernel-weighted ELBO gradient to the same scales as with T
 import contextlib
 import math
 
-
 import pyro
 import pyro.optim
 import torch
