@@ -264,3 +264,25 @@ def test_recipes_are_typed_and_checked_at_registration():
         Recipe("x", "x", lambda event_shape: None, report=("likelihood", "fid"))
     with pytest.raises(TypeError):
         Recipe("x", "x", lambda event_shape: None, trainer="smi")
+
+
+def test_a_run_written_before_newer_options_resumes_as_it_was_trained(tmp_path):
+    """A run directory whose config.json predates options (here ``accumulate`` and the Stein
+    ``repulsion_scale``) resumes: ``accumulate`` takes its default 1 and ``repulsion_scale`` the
+    ``plain`` update that runs of that time used, not today's default, so the resumed run equals a
+    run trained with ``repulsion_scale="plain"`` throughout."""
+    preset, options = REGIMES["smi"]
+    options = {**options, "repulsion_scale": "plain", "eval_samples": 10, "quiet": True}
+    full = pyrozoo.train(preset, out=tmp_path / "full", **{**options, "epochs": 3})
+    out = tmp_path / "old"
+    pyrozoo.train(preset, out=out, evaluate=False, **options)  # 2 epochs
+    config = json.loads((out / "config.json").read_text())
+    for name in ("accumulate", "repulsion_scale"):
+        del config["options"][name]
+    (out / "config.json").write_text(json.dumps(config))
+    loaded = pyrozoo.load(out)
+    assert loaded.config["options"]["repulsion_scale"] == "plain" and loaded.config["options"]["accumulate"] == 1
+    resumed = pyrozoo.train(preset, out=out, resume=True, epochs=3, quiet=True, eval_samples=10)
+    assert resumed.summary["epochs"] == 3
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

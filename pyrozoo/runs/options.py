@@ -28,8 +28,10 @@ class Option:
     training regimes it applies to; ``group`` is ``"data"``, ``"model"``, ``"train"``, ``"eval"``
     or ``"run"`` (model options go to the preset's builder, when it takes them); ``resumable``
     options may change when a run resumes; ``default`` applies when neither the preset nor the
-    caller sets a value (None: the builder's or strategy's own default); ``metavar`` names the
-    value in the command-line help (default: by kind)."""
+    caller sets a value (None: the builder's or strategy's own default); ``legacy`` is the value
+    that runs written before the option existed used, when the default does something else
+    (:func:`pyrozoo.runs.run.read_config` fills it in); ``metavar`` names the value in the
+    command-line help (default: by kind)."""
 
     name: str
     kind: str
@@ -44,6 +46,7 @@ class Option:
     default: Any = None
     flags: tuple = ()
     metavar: str | None = None
+    legacy: Any = None
 
     @property
     def flag(self) -> str:
@@ -107,7 +110,7 @@ OPTIONS = _options(
     Option("kernel", "str", "stein-hyperprior: Stein kernel", group="model", choices=("@kernel",)),
     Option("repulsion_scale", "str", "stein-hyperprior: weigh the Stein repulsion against the per-point ELBO "
            "(per-point: SMI's attraction divided by N) or the whole-data ELBO (plain: the design card's SMI)",
-           group="model", choices=("per-point", "plain")),
+           group="model", choices=("per-point", "plain"), legacy="plain"),
     Option("channels", "ints", "Soft-IntroVAE on images: channels of the residual coders, e.g. 64,128",
            group="model", minimum=1),
     # training, epoch-based regimes

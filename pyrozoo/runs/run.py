@@ -12,7 +12,7 @@ from pyrozoo.inference import distributed
 from pyrozoo.inference.rundir import (CheckpointError, RunDirectory, RunDirectoryError, load_checkpoint, read_json,
                                       write_json)
 from pyrozoo.runs import engine
-from pyrozoo.runs.config import changes_on_resume, check_for_recipe, resolve
+from pyrozoo.runs.config import applicable, changes_on_resume, check_for_recipe, resolve
 from pyrozoo.runs.configfile import check_derived, read_run_config
 from pyrozoo.runs.options import check_value, OPTIONS
 from pyrozoo.zoo.registry import recipe as get_recipe
@@ -346,8 +346,10 @@ def _resumed_config(r, out: Path, options: dict) -> tuple:
 
 
 def read_config(run_dir) -> dict:
-    """The resolved configuration of a run directory, with a clear error when it is missing,
-    broken or written by an older pyrozoo."""
+    """The resolved configuration of a run directory, with a clear error when it is missing or
+    broken. Options that a newer pyrozoo added are filled with what the older version did: the
+    option's ``legacy`` value where its default changed that (``repulsion_scale="plain"``), else its
+    default (``accumulate=1``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir} is not a run directory (no such folder)")
@@ -358,7 +360,10 @@ def read_config(run_dir) -> dict:
     if missing:
         raise RunDirectoryError(f"{run_dir / 'config.json'} lacks {', '.join(missing)}: it was written by an older "
                                 "pyrozoo or by hand; train the run again")
-    get_recipe(config["preset"])
+    recipe = get_recipe(config["preset"])
+    for name in applicable(recipe):  # options added since the run was written, as that run used them
+        option = OPTIONS[name]
+        config["options"].setdefault(name, option.default if option.legacy is None else option.legacy)
     return config
 
 
