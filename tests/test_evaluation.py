@@ -61,6 +61,15 @@ def test_log_likelihood_is_above_elbo_and_grows_with_samples(trained_vae, digits
     assert means[-1] - means[0] > 0.05
 
 
+def test_evaluation_builds_no_autograd_graph(trained_vae, digits):
+    """The estimators run without autograd (a graph per chunk of S draws cost time and memory): their
+    outputs do not require gradients although the model's parameters do."""
+    x = digits.test[:20]
+    assert any(p.requires_grad for p in trained_vae.parameters())
+    assert not log_likelihood(trained_vae, x, num_samples=10).requires_grad
+    assert not any(t.requires_grad for t in elbo_terms(trained_vae, x).values())
+
+
 def test_active_units_counts_variance_of_means(trained_vae, digits):
     au = active_units(trained_vae, digits.test)
     means = trained_vae.encode(digits.test).mean

@@ -17,7 +17,6 @@ from pyrozoo.inference.traces import get_traces, masked, particle_dim, sample_si
 __all__ = ["active_units", "auto_chunk", "distribution_mean", "elbo_terms", "log_likelihood"]
 
 
-@torch.no_grad()
 def auto_chunk(x, num_samples, budget=None):
     """Samples per chunk so that a chunk of ``x`` ``(B, *event)`` holds about ``budget`` decoder
     outputs (2^24 numbers on a CPU, 2^27 on a GPU by default): at least 1, at most ``num_samples``."""
@@ -27,6 +26,7 @@ def auto_chunk(x, num_samples, budget=None):
     return int(max(1, min(num_samples, budget // per_sample)))
 
 
+@torch.no_grad()
 def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, progress=False, seed=0):
     """log p(x_i) ≈ logsumexp_s [log p(x_i, z_s) − log q(z_s|x_i)] − log S, one value per point: ``(N,)``.
 
