@@ -284,3 +284,16 @@ def test_distance_option_reaches_the_model_and_baselines_refuse_it(tmp_path, cap
         assert not (tmp_path / preset).exists()
     assert cli.main(["train", "rvae", "--distance", "euclid", "--quiet"]) == 2
     assert "geodesic" in capsys.readouterr().err
+
+
+def test_an_rvae_run_written_before_the_distance_option_loads_with_the_local_distance(tmp_path):
+    """Runs written before ``distance`` existed used the local l²; loading one rebuilds that model."""
+    out = tmp_path / "old"
+    pyrozoo.train("rvae", out=out, evaluate=False, quiet=True, phase_epochs=[1, 1], z_dim=2, hidden=[16],
+                  num_centres=16, distance="local")
+    config = json.loads((out / "config.json").read_text())
+    del config["options"]["distance"], config["model"]["distance"]
+    (out / "config.json").write_text(json.dumps(config))
+    loaded = pyrozoo.load(out)
+    assert loaded.config["options"]["distance"] == "local"
+    assert loaded.model.prior.options["distance"] == loaded.model.encoder.options["distance"] == "local"

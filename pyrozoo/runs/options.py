@@ -97,7 +97,8 @@ OPTIONS = _options(
     Option("sampler", "str", "rvae: draw q(z|x) by Euclidean reparameterisation or by a Brownian walk",
            group="model", choices=("euclidean", "brownian")),
     Option("distance", "str", "rvae: the heat kernels' squared distance: geodesic (curve-energy minimisation, the "
-           "paper's) or local ((z-mu)^T G(mu) (z-mu))", group="model", choices=("geodesic", "local")),
+           "paper's) or local ((z-mu)^T G(mu) (z-mu))", group="model", choices=("geodesic", "local"),
+           legacy="local"),
     Option("num_centres", "int", "RBF variance network: number of k-means centres", group="model", minimum=1),
     Option("bandwidth", "float", "RBF variance network: lambda in exp(-lambda |z - c|^2)", group="model",
            positive=True),
