@@ -8,9 +8,10 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
+from pyrozoo.distributions import HeatKernelPrior
 from pyrozoo.geometry import (CubicSplineCurve, HeatKernel, PullbackMetric, brownian_motion, curve_energy,
-                              curve_length, fit_geodesic, geodesic, interpolate, jacobian, kmeans_centres,
-                              log_volume, pullback_metric, rbf_precision_net)
+                              curve_length, fit_geodesic, geodesic, geodesic_options, interpolate, jacobian,
+                              kmeans_centres, log_volume, pullback_metric, rbf_precision_net, segment_sq_lengths)
 
 D64 = torch.float64
 
@@ -342,3 +343,121 @@ def test_mlp_jacobian_matches_autodiff_and_refuses_other_layers():
         torch.testing.assert_close(g1, g2)
     with pytest.raises(ValueError, match="supports"):
         mlp_jacobian(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softplus()), torch.randn(2, 3))
+
+
+# ---------------------------------------------------------------------------------------------- geodesic l² (§3.1)
+
+def _small_decoder(seed=0):
+    """A tiny curved decoder: mean MLP 2 -> 5 and a softplus σ, with its immersion z -> (μ, σ) and metric."""
+    net = _mlp(2, 5, seed=seed)
+    w = torch.tensor([[1.0, -2.0], [0.5, 0.3], [-1.0, 1.0]], dtype=D64)
+    sigma = lambda z: torch.nn.functional.softplus(z @ w.T)  # noqa: E731
+    return (lambda z: torch.cat([net(z), sigma(z)], -1)), PullbackMetric(net, sigma)
+
+
+def _height_bump(height):
+    """The graph surface z -> (z, height * exp(-|z|²/0.3)) with a learnable ``height`` tensor."""
+    def f(z):
+        return torch.cat([z, height * torch.exp(-(z ** 2).sum(-1, keepdim=True) / 0.3)], -1)
+    return f
+
+
+def test_chord_rule_energy_tends_to_the_pullback_energy():
+    """||f(c_{i+1}) − f(c_i)||² in the immersion's space and Δcᵀ G(midpoint) Δc give energies that
+    agree to second order in the step: the gap shrinks about 4x per halving of Δt."""
+    immersion, metric = _small_decoder()
+    a, b, n = (torch.tensor(v, dtype=D64) for v in ([-1.0, 0.5], [1.2, -0.7], [0.7, 1.0]))
+    gaps, energies = [], []
+    for num_points in (8, 16, 32, 64, 128):
+        t = torch.linspace(0, 1, num_points, dtype=D64)[:, None]
+        points = (a + t * (b - a) + 0.5 * torch.sin(math.pi * t) * n)[None]
+        chord = curve_energy(points, None, rule="chord", immersion=immersion)
+        midpoint = curve_energy(points, metric)
+        gaps.append((chord - midpoint).abs().item())
+        energies.append(chord.item())
+    assert gaps[0] > 1e-2                                   # a different rule on a coarse grid
+    assert all(3.0 < g0 / g1 < 5.0 for g0, g1 in zip(gaps, gaps[1:])), gaps
+    assert gaps[-1] < 2e-5 * energies[-1]
+    with pytest.raises(ValueError, match="immersion"):
+        segment_sq_lengths(points, metric, rule="chord")
+
+
+def test_geodesic_l2_is_at_most_the_straight_line_and_exact_for_a_linear_decoder():
+    """The heat kernel's geodesic l² never exceeds the squared length of the straight line (the metric
+    integrated along the chord), is much shorter where the chord crosses a bump, and for a linear
+    decoder (constant G) equals the local l² (z − μ)ᵀ G (z − μ): the log-densities agree."""
+    bump = _height_bump(torch.tensor(3.0, dtype=D64))
+    metric = PullbackMetric(bump)
+    centre = torch.tensor([[-1.0, 0.05], [-1.0, 2.0], [-0.6, -0.3]], dtype=D64)
+    z = torch.tensor([[1.0, 0.05], [1.0, 2.0], [0.7, 0.2]], dtype=D64)
+    t = 0.5
+    geo = HeatKernel(centre, t, metric, distance="geodesic", geodesic_kwargs=geodesic_options(bump))
+    sq = -2 * t * (geo.log_prob(z) + math.log(2 * math.pi * t) - 0.5 * (torch.logdet(metric(z))
+                                                                         - torch.logdet(metric(centre))))
+    line = centre[:, None] + torch.linspace(0, 1, 401, dtype=D64)[None, :, None] * (z - centre)[:, None]
+    straight = curve_length(line, metric) ** 2
+    assert (sq <= straight * (1 + 1e-6)).all(), (sq, straight)
+    assert sq[0] < 0.25 * straight[0] and sq[2] < 0.25 * straight[2]   # around the bump
+    torch.testing.assert_close(sq[1], torch.tensor(4.0, dtype=D64))    # flat: the straight line, |Δz|² = 4
+    a, mu, _ = _linear(7, 2, seed=6)
+    prior = HeatKernelPrior(2, t=0.3, distance="geodesic").double().bind(PullbackMetric(mu), immersion=mu)
+    local = HeatKernelPrior(2, t=0.3, distance="local").double().bind(PullbackMetric(mu))
+    w = torch.randn(6, 2, dtype=D64)
+    torch.testing.assert_close(prior().log_prob(w), local().log_prob(w), rtol=1e-10, atol=1e-10)
+    delta = w - prior.loc
+    expected = -math.log(2 * math.pi * 0.3) - torch.einsum("ni,ij,nj->n", delta, a.T @ a, delta) / 0.6
+    torch.testing.assert_close(prior().log_prob(w), expected)  # constant G: H0 = 1, l² = ΔᵀAᵀAΔ
+
+
+def test_fit_geodesic_tol_stops_early_and_never_lengthens_the_curve():
+    bump = _height_bump(torch.tensor(3.0, dtype=D64))
+    metric = PullbackMetric(bump)
+    x = torch.tensor([[-1.0, 0.05], [-1.0, 2.0], [-0.6, -0.3]], dtype=D64)
+    y = torch.tensor([[1.0, 0.05], [1.0, 2.0], [0.7, 0.2]], dtype=D64)
+    kw = dict(iterations=40, optimizer="lbfgs", lr=1.0, rule="chord", immersion=bump, num_points=16)
+    full = fit_geodesic(metric, x, y, **kw)
+    early = fit_geodesic(metric, x, y, tol=1e-4, **kw)
+    assert full.energy_history.shape == (41, 3)
+    assert 3 <= early.energy_history.shape[0] < 20
+    assert (early.length <= early.straight_length).all() and (full.length <= full.straight_length).all()
+    assert ((early.length - full.length) / full.length).abs().max() < 1e-2
+    # straight already optimal (flat region): stops after the first two steps, still the straight line
+    flat = fit_geodesic(metric, x[1:2], y[1:2], tol=1e-4, **kw)
+    assert flat.energy_history.shape[0] == 3
+    torch.testing.assert_close(flat.length, flat.straight_length)
+    # a diverging solve stopped early still returns the straight line
+    bad = fit_geodesic(metric, x[:1], y[:1], iterations=40, lr=0.05, optimizer="sgd", tol=1e-4)
+    assert bad.energy_history.shape[0] < 41
+    torch.testing.assert_close(bad.length, bad.straight_length)
+
+
+def test_geodesic_heat_kernel_log_prob_matches_finite_differences():
+    """∂ log p / ∂(centre, z, t, decoder parameter) with distance="geodesic" (the envelope gradient at
+    the fitted curve; the preset's solver run to convergence, so that the re-solved log-densities of the
+    central differences are smooth); the straight line's gradient is far off, so a gradient that skipped
+    the solve would fail."""
+    height = torch.tensor(2.0, dtype=D64, requires_grad=True)
+    bump = _height_bump(height)
+    metric = PullbackMetric(bump)
+
+    def log_p(c, z, t, geodesic=True):
+        kw = {**geodesic_options(bump), "iterations": 60 if geodesic else 0, "tol": None}
+        return HeatKernel(c.expand(2, 2), t, metric, distance="geodesic", geodesic_kwargs=kw).log_prob(z).sum()
+    args = [torch.tensor([[-0.8, 0.1]], dtype=D64), torch.tensor([[0.9, 0.2], [0.7, -0.5]], dtype=D64),
+            torch.tensor(0.5, dtype=D64)]
+    leaves = [a.clone().requires_grad_(True) for a in args]
+    grads = torch.autograd.grad(log_p(*leaves), leaves + [height])
+    straight = torch.autograd.grad(log_p(*leaves, geodesic=False), leaves + [height])
+    eps = 1e-3
+    with torch.no_grad():
+        for k, g in enumerate(grads):
+            base = args[k] if k < 3 else height
+            num = torch.empty(base.numel(), dtype=D64)
+            for i in range(base.numel()):
+                values = []
+                for s in (eps, -2 * eps, eps):        # +eps, -eps, back to the start
+                    base.view(-1)[i] += s
+                    values.append(log_p(*args).item())
+                num[i] = (values[0] - values[1]) / (2 * eps)
+            torch.testing.assert_close(g.reshape(-1), num, rtol=2e-2, atol=3e-2)
+            assert (straight[k].reshape(-1) - num).abs().max() > 1.0

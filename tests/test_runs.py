@@ -23,7 +23,7 @@ TESTS = Path(__file__).resolve().parent
 REGIMES = {
     "svi": ("vae", dict(epochs=2, z_dim=4, hidden=[32])),
     "smi": ("stein-hyperprior", dict(epochs=2, num_components=3, m_dim=2, z_dim=4, hidden=[32])),
-    "two-phase": ("rvae", dict(phase_epochs=[1, 1], z_dim=2, hidden=[16], num_centres=16)),
+    "two-phase": ("rvae", dict(phase_epochs=[1, 1], z_dim=2, hidden=[16], num_centres=16, distance="local")),
     "introspective": ("sintrovae-prior", dict(iterations=30, warmup_iterations=10, batch_size=64, grid_size=32,
                                               num_components=4)),
 }

@@ -13,7 +13,7 @@ from pyrozoo import cli, zoo
 from pyrozoo.data import load
 from pyrozoo.distributions import HeatKernelPrior
 from pyrozoo.evaluation import elbo_terms, latent_f1
-from pyrozoo.geometry import HeatKernel, jacobian, pullback_metric
+from pyrozoo.geometry import GEODESIC_SOLVER, HeatKernel, jacobian, pullback_metric
 from pyrozoo.inference import ELBO, TrainConfig, TrainingLoop, TwoPhaseStrategy
 from pyrozoo.nn.rbf import RBFPrecision
 
@@ -128,7 +128,7 @@ def test_beta_zero_phase_is_an_autoencoder(cdigits):
 
 
 def test_two_phase_training_freezes_and_switches(cdigits, tmp_path):
-    model = _rvae(cdigits)
+    model = _rvae(cdigits, distance="local")  # the schedule is the point here, not the distance
     first = {n: p.detach().clone() for n, p in model.named_parameters()}
     strategy = TwoPhaseStrategy(model, cdigits, TrainConfig(epochs=4, quiet=True, seed=1), phase_epochs=(2, 2),
                                 phase_one_beta=0.0)
@@ -158,10 +158,10 @@ def test_two_phase_resume_matches_uninterrupted(cdigits, tmp_path):
     def loop(model, out):
         return TrainingLoop(TwoPhaseStrategy(model, cdigits, TrainConfig(epochs=5, quiet=True, seed=4),
                                              phase_epochs=(2, 3), phase_one_beta=0.0), out)
-    full = _rvae(cdigits)
+    full = _rvae(cdigits, distance="local")
     loop(full, tmp_path / "a").fit()
-    loop(_rvae(cdigits), tmp_path / "b").fit(stop_after=3)  # killed during phase two
-    resumed = loop(_rvae(cdigits, seed=9), tmp_path / "b").resume()
+    loop(_rvae(cdigits, distance="local"), tmp_path / "b").fit(stop_after=3)  # killed during phase two
+    resumed = loop(_rvae(cdigits, seed=9, distance="local"), tmp_path / "b").resume()
     assert resumed.strategy.phase == 2 and resumed.period == 3
     resumed.fit()
     for (name, p), q in zip(full.named_parameters(), resumed.model.parameters()):
@@ -182,8 +182,11 @@ def test_presets_reject_bad_settings(cdigits):
         zoo.build("rvae", event_shape=cdigits.event_shape, likelihood="bernoulli")
     with pytest.raises(ValueError, match="sampler"):
         zoo.build("rvae", event_shape=cdigits.event_shape, sampler="walk")
-    with pytest.raises(ValueError, match="heat"):
-        zoo.build("vae-rbf", event_shape=cdigits.event_shape, sampler="brownian")
+    for option, value in (("sampler", "brownian"), ("distance", "local")):
+        with pytest.raises(ValueError, match=f"{option} is not an option of preset 'vae-rbf'"):
+            zoo.build("vae-rbf", event_shape=cdigits.event_shape, **{option: value})
+    with pytest.raises(ValueError, match="distance"):
+        zoo.build("rvae", event_shape=cdigits.event_shape, distance="euclidean")
     brownian = zoo.build("rvae", event_shape=cdigits.event_shape, z_dim=2, hidden=(8,), sampler="brownian")
     assert brownian.encoder.options["sampler"] == "brownian"
     with pytest.raises(ValueError, match="k-means"):
@@ -220,3 +223,77 @@ def test_latent_f1_separable_and_chance():
     assert bad["average"] < 0.6
     with pytest.raises(ValueError):
         latent_f1(z[:10], y[:9], z, y)
+
+
+def test_rvae_preset_uses_the_geodesic_distance_by_default(cdigits):
+    """The rvae preset's prior and posterior take l² from geodesics (Kalatzis et al. §3.1) measured by
+    the decoder's chords, ζ = 1e-9; their log-densities are those of a geodesic HeatKernel and differ
+    from the local approximation's; ``distance="local"`` switches both."""
+    model = _rvae(cdigits).double()
+    local = _rvae(cdigits, distance="local").double()
+    assert model.prior.options["distance"] == model.encoder.options["distance"] == "geodesic"
+    assert local.prior.options["distance"] == local.encoder.options["distance"] == "local"
+    assert model.decoder.precision.min_precision.item() == pytest.approx(1e-9)
+    model.start_phase_two(cdigits.train[:400].double())
+    local.load_state_dict(model.state_dict())
+    dec = model.decoder
+    assert model.prior.immersion == dec.immersion and model.encoder.immersion == dec.immersion
+    z = 3.0 * torch.randn(8, 2, dtype=D64)
+    with torch.no_grad():
+        ours = model.prior().log_prob(z)
+        geo = HeatKernel(model.prior.loc, model.prior.t, dec.metric_fn, distance="geodesic", base_measure="det-g",
+                         geodesic_kwargs=dict(GEODESIC_SOLVER, rule="chord", immersion=dec.immersion)).log_prob(z)
+        loc = local.prior().log_prob(z)
+        q, q_local = model.encoder(cdigits.test[:8].double()), local.encoder(cdigits.test[:8].double())
+        zq = q.mu + 0.5 * torch.randn(8, 2, dtype=D64)
+        lq, lq_local = q.log_prob(zq), q_local.log_prob(zq)
+    torch.testing.assert_close(ours, geo)
+    assert (ours - loc).abs().max() > 0.1
+    assert (lq - lq_local).abs().max() > 1e-3
+    # the immersion's chords: its pull-back metric is the decoder's metric (eq. 2.5)
+    torch.testing.assert_close(pullback_metric(dec.immersion, None, z), dec.metric_fn(z))
+
+
+def test_rvae_report_and_eval_samples_default(monkeypatch):
+    """The rvae report has no importance-sampled log p(x), and its eval_samples default (100, sizing
+    PSIS k̂) is the one a new run gets unless the caller or $PYROZOO_EVAL_SAMPLES sets one."""
+    from pyrozoo.runs.config import resolve
+    r = zoo.recipe("rvae")
+    assert "likelihood" not in r.report and "elbo" in r.report
+    monkeypatch.delenv("PYROZOO_EVAL_SAMPLES", raising=False)
+    assert resolve(r, {})["eval_samples"] == 100
+    assert resolve(zoo.recipe("vae-rbf"), {})["eval_samples"] == 5000
+    assert resolve(r, {"eval_samples": 7})["eval_samples"] == 7
+    monkeypatch.setenv("PYROZOO_EVAL_SAMPLES", "30")
+    assert resolve(r, {})["eval_samples"] == 30
+
+
+def test_distance_option_reaches_the_model_and_baselines_refuse_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "rvae", "--distance", "local", "--phase-epochs", "1,1", "--z-dim", "2", "--hidden",
+                     "16", "--num-centres", "16", "--eval-samples", "20", "--out", str(out), "--quiet"])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["distance"] == "local"
+    run = pyrozoo.load(out)
+    assert run.model.prior.options["distance"] == run.model.encoder.options["distance"] == "local"
+    assert "test_log_likelihood" not in run.summary and "test_elbo" in run.summary  # no IS log p(x) for rvae
+    for preset in ("vae-rbf", "vampprior-rbf", "vae"):
+        assert cli.main(["train", preset, "--distance", "local", "--out", str(tmp_path / preset), "--quiet"]) == 2
+        assert f"distance is not an option of preset '{preset}'" in capsys.readouterr().err
+        assert not (tmp_path / preset).exists()
+    assert cli.main(["train", "rvae", "--distance", "euclid", "--quiet"]) == 2
+    assert "geodesic" in capsys.readouterr().err
+
+
+def test_an_rvae_run_written_before_the_distance_option_loads_with_the_local_distance(tmp_path):
+    """Runs written before ``distance`` existed used the local l²; loading one rebuilds that model."""
+    out = tmp_path / "old"
+    pyrozoo.train("rvae", out=out, evaluate=False, quiet=True, phase_epochs=[1, 1], z_dim=2, hidden=[16],
+                  num_centres=16, distance="local")
+    config = json.loads((out / "config.json").read_text())
+    del config["options"]["distance"], config["model"]["distance"]
+    (out / "config.json").write_text(json.dumps(config))
+    loaded = pyrozoo.load(out)
+    assert loaded.config["options"]["distance"] == "local"
+    assert loaded.model.prior.options["distance"] == loaded.model.encoder.options["distance"] == "local"

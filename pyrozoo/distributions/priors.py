@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pyrozoo.distributions.mixtures import DiagonalGaussianMixture
-from pyrozoo.geometry.heat_kernel import HeatKernel
+from pyrozoo.geometry.heat_kernel import HeatKernel, geodesic_options
 
 
 class Prior(nn.Module):
@@ -133,6 +133,9 @@ class HeatKernelPrior(Prior):
     (the decoder's :class:`~pyrozoo.geometry.metric.PullbackMetric`), which every density
     evaluation and every draw uses. ``sampler``, ``num_steps`` and ``distance`` are passed to
     :class:`~pyrozoo.geometry.heat_kernel.HeatKernel`; draws default to Brownian motion (eq. 3.15).
+    ``distance="geodesic"`` (the paper's) solves geodesics with
+    :func:`~pyrozoo.geometry.heat_kernel.geodesic_options`, measuring chords with the immersion given to
+    :meth:`bind` when there is one.
     ``base_measure`` must match the posterior's (the R-VAE uses ``"det-g"`` for both; use
     ``"lebesgue"`` beside an ordinary Gaussian encoder).
     """
@@ -145,11 +148,12 @@ class HeatKernelPrior(Prior):
         self.loc = nn.Parameter(torch.zeros(self.z_dim))
         self.log_t = nn.Parameter(torch.tensor(float(t)).log())
         self.options = dict(sampler=sampler, num_steps=int(num_steps), distance=distance, base_measure=base_measure)
-        self.metric_fn = metric_fn
+        self.metric_fn, self.immersion = metric_fn, None
 
-    def bind(self, metric_fn):
-        """Use ``metric_fn`` (a callable ``(n, d) -> (n, d, d)``) as the latent metric; returns self."""
-        self.metric_fn = metric_fn
+    def bind(self, metric_fn, immersion=None):
+        """Use ``metric_fn`` (a callable ``(n, d) -> (n, d, d)``) as the latent metric and, for geodesics,
+        ``immersion`` (the decoder as a map ``(n, d) -> (n, D')`` whose pull-back metric that is); returns self."""
+        self.metric_fn, self.immersion = metric_fn, immersion
         return self
 
     @property
@@ -160,4 +164,5 @@ class HeatKernelPrior(Prior):
     def forward(self):
         if self.metric_fn is None:
             raise ValueError("HeatKernelPrior has no metric; call bind(metric_fn) first")
-        return HeatKernel(self.loc, self.t, self.metric_fn, **self.options)
+        return HeatKernel(self.loc, self.t, self.metric_fn, geodesic_kwargs=geodesic_options(self.immersion),
+                          **self.options)

@@ -9,11 +9,11 @@ Everything takes a decoder as callables ``mu(z)`` and ``sigma(z)`` or a metric a
 from pyrozoo.geometry.brownian import brownian_motion
 from pyrozoo.geometry.curves import (CubicSplineCurve, GeodesicResult, curve_energy, curve_length, fit_geodesic,
                                      geodesic, interpolate, segment_sq_lengths)
-from pyrozoo.geometry.heat_kernel import HeatKernel
+from pyrozoo.geometry.heat_kernel import GEODESIC_SOLVER, HeatKernel, geodesic_options
 from pyrozoo.geometry.metric import PullbackMetric, jacobian, log_volume, logdet_psd, mlp_jacobian, pullback_metric
 from pyrozoo.nn.rbf import RBFPrecision, kmeans_centres, rbf_precision_net
 
 __all__ = ["jacobian", "mlp_jacobian", "pullback_metric", "log_volume", "logdet_psd", "PullbackMetric",
            "CubicSplineCurve", "GeodesicResult", "curve_energy", "curve_length", "segment_sq_lengths", "fit_geodesic",
-           "geodesic", "interpolate", "brownian_motion", "HeatKernel", "RBFPrecision", "rbf_precision_net",
-           "kmeans_centres"]
+           "geodesic", "interpolate", "brownian_motion", "HeatKernel", "GEODESIC_SOLVER", "geodesic_options",
+           "RBFPrecision", "rbf_precision_net", "kmeans_centres"]

@@ -117,7 +117,7 @@ def _times(num_points, like):
     return torch.linspace(0.0, 1.0, int(num_points), dtype=like.dtype, device=like.device)
 
 
-def segment_sq_lengths(points, metric_fn, rule="midpoint"):
+def segment_sq_lengths(points, metric_fn, rule="midpoint", immersion=None):
     """Squared metric lengths of the chords of discretised curves, Δc_iᵀ G(p_i) Δc_i.
 
     ``points`` ``(B, T, d)`` -> ``(B, T-1)``. Δc_i = c_{i+1} - c_i; G is evaluated at
@@ -125,16 +125,28 @@ def segment_sq_lengths(points, metric_fn, rule="midpoint"):
     (``rule="left"``), all B * (T-1) points in one ``metric_fn`` call. If ``metric_fn`` has a
     ``quadratic_form(z, v)`` method (as :class:`PullbackMetric` does) it is used instead of
     building G: one Jacobian-vector product per point rather than a full Jacobian.
+
+    ``rule="chord"`` measures the chords in the space the latent space is immersed in instead:
+    ||f(c_{i+1}) − f(c_i)||² for the ``immersion`` f ``(N, d) -> (N, ...)`` whose pull-back metric is G
+    (for a decoder, f(z) = (μ(z), σ(z)), Kalatzis et al. eq. 2.5). It tends to the same energy as the
+    chords shrink and needs only the decoder's outputs at the B * T points, no Jacobian: the cheapest
+    rule by far for a large decoder (the authors' code measures curves this way).
     """
     if points.dim() != 3 or points.shape[1] < 2:
         raise ValueError(f"points must be (B, T>=2, d), got {tuple(points.shape)}")
+    if rule == "chord":
+        if immersion is None:
+            raise ValueError("rule='chord' measures chords in the immersion's output space; pass immersion=f")
+        b, t, d = points.shape
+        f = immersion(points.reshape(b * t, d)).reshape(b, t, -1)
+        return (f[:, 1:] - f[:, :-1]).pow(2).sum(-1)
     delta = points[:, 1:] - points[:, :-1]
     if rule == "midpoint":
         at = 0.5 * (points[:, 1:] + points[:, :-1])
     elif rule == "left":
         at = points[:, :-1]
     else:
-        raise ValueError(f"unknown rule {rule!r}; use 'midpoint' or 'left'")
+        raise ValueError(f"unknown rule {rule!r}; use 'midpoint', 'left' or 'chord'")
     b, m, d = at.shape
     if hasattr(metric_fn, "quadratic_form"):
         return metric_fn.quadratic_form(at.reshape(b * m, d), delta.reshape(b * m, d)).reshape(b, m)
@@ -153,22 +165,25 @@ def _points(curve, metric_fn, num_points):
     return curve(_times(num_points, curve.nodes))
 
 
-def curve_energy(curve, metric_fn, num_points=20, rule="midpoint"):
+def curve_energy(curve, metric_fn, num_points=20, rule="midpoint", immersion=None):
     """Discretised curve energy (Kalatzis et al. eq. B.1), E = ½ Σ_i (1/Δt) Δc_iᵀ G(p_i) Δc_i.
 
     ``curve``: a :class:`CubicSplineCurve` (evaluated at ``num_points`` uniform times, Δt =
     1/(num_points-1)) or a tensor of points ``(B, T, d)`` at uniform times. Returns ``(B,)``.
-    For a constant-speed curve the squared length is 2E; in general L² <= 2E.
+    For a constant-speed curve the squared length is 2E; in general L² <= 2E. ``rule`` and
+    ``immersion``: how the chords are measured (:func:`segment_sq_lengths`).
     """
-    return _energy_length(segment_sq_lengths(_points(curve, metric_fn, num_points), metric_fn, rule))[0]
+    points = _points(curve, metric_fn, num_points)
+    return _energy_length(segment_sq_lengths(points, metric_fn, rule, immersion))[0]
 
 
-def curve_length(curve, metric_fn, num_points=20, rule="midpoint"):
+def curve_length(curve, metric_fn, num_points=20, rule="midpoint", immersion=None):
     """Discretised curve length L = Σ_i sqrt(Δc_iᵀ G(p_i) Δc_i) (§2.2, L = ∫ ||γ'(t)||_G dt).
 
     Same arguments as :func:`curve_energy`; returns ``(B,)``.
     """
-    return _energy_length(segment_sq_lengths(_points(curve, metric_fn, num_points), metric_fn, rule))[1]
+    points = _points(curve, metric_fn, num_points)
+    return _energy_length(segment_sq_lengths(points, metric_fn, rule, immersion))[1]
 
 
 @dataclass
@@ -195,17 +210,21 @@ class GeodesicResult:
 
 
 def fit_geodesic(metric_fn, z0, z1, num_nodes=4, num_points=20, iterations=100, lr=0.05, optimizer="adam",
-                 rule="midpoint", differentiable=True):
+                 rule="midpoint", differentiable=True, immersion=None, tol=None):
     """Geodesics between ``z0`` and ``z1`` ``(B, d)`` (or ``(d,)``) by minimising :func:`curve_energy` (eq. B.1).
 
     Each curve is a :class:`CubicSplineCurve` with ``num_nodes`` free nodes, started on the
     straight line and updated ``iterations`` times by ``optimizer`` (``"adam"``, ``"sgd"`` or
     ``"lbfgs"``, learning rate ``lr``; Adam and SGD follow a cosine decay of ``lr`` to 0 so they
-    settle instead of oscillating) on the energy discretised at ``num_points`` times.
+    settle instead of oscillating; L-BFGS takes ``lr`` as the first trial step of a strong-Wolfe line
+    search) on the energy discretised at ``num_points`` times, with the chords measured by ``rule``
+    (:func:`segment_sq_lengths`; ``"chord"`` with ``immersion`` needs no metric tensor at all). All B
+    curves form one problem: their energies add, and each curve's nodes move by its own gradient.
     Gradients are taken only with respect to the nodes (``torch.autograd.grad``), so the
     decoder's ``.grad`` fields are untouched. Per curve, the iterate with the smallest length is
     returned; the straight line is iterate 0, so a returned curve is never longer than the
-    straight line.
+    straight line. ``tol``: stop early once an iteration shortens no curve by more than ``tol`` times
+    its length (None: run all ``iterations``).
 
     With ``differentiable=True`` the returned ``energy``, ``length`` and ``sq_length`` are
     recomputed on the autograd graph at the fitted nodes (held fixed), so they carry gradients
@@ -230,10 +249,13 @@ def fit_geodesic(metric_fn, z0, z1, num_nodes=4, num_points=20, iterations=100, 
     best_len = torch.full(z0.shape[:1], float("inf"), dtype=z0.dtype, device=z0.device)
     evals = []
 
+    def measure():
+        return _energy_length(segment_sq_lengths(curve(t), metric_fn, rule, immersion))
+
     def closure(need_grad=True):
         nonlocal best_len
         with torch.set_grad_enabled(need_grad):
-            energy, length = _energy_length(segment_sq_lengths(curve(t), metric_fn, rule))
+            energy, length = measure()
         with torch.no_grad():
             length = length.detach()
             better = length < best_len
@@ -247,6 +269,7 @@ def fit_geodesic(metric_fn, z0, z1, num_nodes=4, num_points=20, iterations=100, 
     history = []
     for _ in range(int(iterations)):
         first = len(evals)
+        before = best_len.clone()
         if optimizer == "lbfgs":
             opt.step(closure)
         else:
@@ -254,6 +277,8 @@ def fit_geodesic(metric_fn, z0, z1, num_nodes=4, num_points=20, iterations=100, 
             opt.step()
             sched.step()
         history.append(evals[first][0])
+        if tol is not None and len(history) > 1 and bool(((before - best_len) <= tol * best_len).all()):
+            break
     closure(need_grad=False)
     history.append(evals[-1][0])
     straight_length = evals[0][1]
@@ -263,7 +288,7 @@ def fit_geodesic(metric_fn, z0, z1, num_nodes=4, num_points=20, iterations=100, 
     nodes.requires_grad_(False)
     curve.start, curve.end = z0, z1
     with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-        energy, length = _energy_length(segment_sq_lengths(curve(t), metric_fn, rule))
+        energy, length = measure()
     return GeodesicResult(curve, energy, length, length ** 2, straight_length, torch.stack(history))
 
 

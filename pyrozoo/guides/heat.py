@@ -3,7 +3,7 @@
 import torch.nn.functional as F
 from torch import nn
 
-from pyrozoo.geometry.heat_kernel import HeatKernel
+from pyrozoo.geometry.heat_kernel import HeatKernel, geodesic_options
 from pyrozoo.guides.encoders import flatten_event
 
 
@@ -18,7 +18,9 @@ class HeatKernelEncoder(nn.Module):
     ``sampler``: ``"euclidean"`` (default, as the authors' code: z = mu_q + sqrt(t_q) ε) or
     ``"brownian"`` (a ``num_steps`` Brownian walk under the metric, eq. 3.15). Benchmarks record
     which one they used. ``base_measure`` must match the prior's (see
-    :class:`~pyrozoo.geometry.heat_kernel.HeatKernel`).
+    :class:`~pyrozoo.geometry.heat_kernel.HeatKernel`). ``distance``: ``"geodesic"`` (the paper's;
+    solved by :func:`~pyrozoo.geometry.heat_kernel.geodesic_options`, with chords measured by the
+    immersion given to :meth:`bind`) or ``"local"``.
     """
 
     def __init__(self, net, hidden_dim, z_dim, event_dim=1, sampler="euclidean", num_steps=5,
@@ -35,11 +37,12 @@ class HeatKernelEncoder(nn.Module):
         self.z_dim = int(z_dim)
         self.t_bounds = (float(t_bounds[0]), float(t_bounds[1]))
         self.options = dict(sampler=sampler, num_steps=int(num_steps), distance=distance, base_measure=base_measure)
-        self.metric_fn = None
+        self.metric_fn = self.immersion = None
 
-    def bind(self, metric_fn):
-        """Use ``metric_fn`` (a callable ``(n, d) -> (n, d, d)``) as the latent metric; returns self."""
-        self.metric_fn = metric_fn
+    def bind(self, metric_fn, immersion=None):
+        """Use ``metric_fn`` (a callable ``(n, d) -> (n, d, d)``) as the latent metric and, for geodesics,
+        ``immersion`` (the decoder as a map ``(n, d) -> (n, D')`` whose pull-back metric that is); returns self."""
+        self.metric_fn, self.immersion = metric_fn, immersion
         return self
 
     def params(self, x):
@@ -52,4 +55,4 @@ class HeatKernelEncoder(nn.Module):
         if self.metric_fn is None:
             raise ValueError("HeatKernelEncoder has no metric; call bind(metric_fn) first")
         loc, t = self.params(x)
-        return HeatKernel(loc, t, self.metric_fn, **self.options)
+        return HeatKernel(loc, t, self.metric_fn, geodesic_kwargs=geodesic_options(self.immersion), **self.options)

@@ -66,6 +66,14 @@ class GaussianImmersion(nn.Module):
             scale = self.likelihood.log_scale.exp().expand(mean.shape)
         return pyro.distributions.Normal(mean, scale, validate_args=False).to_event(len(self.event_shape))
 
+    def immersion(self, z):
+        """The decoder as a map into (mean, standard deviation) space, flattened: ``(..., d) -> (..., 2D)``
+        (``(..., D)``, the mean only, before phase two). Its pull-back metric is :meth:`metric_fn`
+        (eq. 2.5); geodesic solves measure curves by its chords."""
+        if bool(self.variance_on):
+            return torch.cat([self.mu(z), self.sigma(z)], -1)
+        return self.mu(z)
+
     def mean(self, z):
         """mu_θ(z) shaped as data: ``(..., *event_shape)``."""
         return self.mu(z).reshape(z.shape[:-1] + self.event_shape)
@@ -119,12 +127,13 @@ class GaussianImmersion(nn.Module):
 class RiemannianVAE(VAE):
     """A VAE with a :class:`GaussianImmersion` decoder and a latent space read as a Riemannian
     manifold under the decoder's pull-back metric (Kalatzis et al. 2020).
+    Parts that need the metric (``bind``) get ``decoder.metric_fn`` and, for geodesics, the decoder's
+    :meth:`~GaussianImmersion.immersion`.
 
     With a :class:`~pyrozoo.guides.heat.HeatKernelEncoder` and a
     :class:`~pyrozoo.distributions.HeatKernelPrior` this is the R-VAE (eqs. 3.4-3.8: heat-kernel
     prior and posterior, KL by Monte Carlo, which Pyro's ELBO does site by site); with a Gaussian
-    encoder and a standard-normal or VampPrior prior it is the paper's baselines. Parts that
-    need the metric (``bind``) are bound to ``decoder.metric_fn`` here.
+    encoder and a standard-normal or VampPrior prior it is the paper's baselines.
 
     Training runs in two phases (:meth:`phase_parameters`, :meth:`start_phase_two`); the same
     ``model``/``guide`` work with plain Pyro SVI in either phase.
@@ -134,7 +143,7 @@ class RiemannianVAE(VAE):
         super().__init__(encoder, decoder, prior)
         for part in (encoder, prior):
             if hasattr(part, "bind"):
-                part.bind(decoder.metric_fn)
+                part.bind(decoder.metric_fn, decoder.immersion)
 
     @property
     def phase(self):

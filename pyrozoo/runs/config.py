@@ -51,7 +51,7 @@ def resolve(recipe: Recipe, options: dict) -> dict:
         option = OPTIONS[name]
         value = given.get(name, defaults.get(name, option.default))
         if name == "eval_samples" and name not in given:
-            value = default_eval_samples()
+            value = default_eval_samples(defaults.get("eval_samples", 5000))
         resolved[name] = check_value(option, value) if option.kind == "names" else value
     resolved["dataset"] = dataset
     _derive(recipe, resolved, given, defaults)

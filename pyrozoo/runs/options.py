@@ -96,6 +96,9 @@ OPTIONS = _options(
            "particles)", group="model", minimum=1, flags=("--num-components", "--pseudo-inputs")),
     Option("sampler", "str", "rvae: draw q(z|x) by Euclidean reparameterisation or by a Brownian walk",
            group="model", choices=("euclidean", "brownian")),
+    Option("distance", "str", "rvae: the heat kernels' squared distance: geodesic (curve-energy minimisation, the "
+           "paper's) or local ((z-mu)^T G(mu) (z-mu))", group="model", choices=("geodesic", "local"),
+           legacy="local"),
     Option("num_centres", "int", "RBF variance network: number of k-means centres", group="model", minimum=1),
     Option("bandwidth", "float", "RBF variance network: lambda in exp(-lambda |z - c|^2)", group="model",
            positive=True),
@@ -186,11 +189,11 @@ def choices(option: Option) -> tuple | None:
     return option.choices
 
 
-def default_eval_samples() -> int:
-    """``$PYROZOO_EVAL_SAMPLES`` if set (a positive integer), else 5000."""
+def default_eval_samples(fallback: int = 5000) -> int:
+    """``$PYROZOO_EVAL_SAMPLES`` if set (a positive integer), else ``fallback`` (the preset's default, else 5000)."""
     raw = os.environ.get("PYROZOO_EVAL_SAMPLES")
     if raw is None:
-        return 5000
+        return int(fallback)
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"PYROZOO_EVAL_SAMPLES must be a positive integer, got {raw!r}")
     return int(raw)

@@ -348,8 +348,9 @@ def _resumed_config(r, out: Path, options: dict) -> tuple:
 def read_config(run_dir) -> dict:
     """The resolved configuration of a run directory, with a clear error when it is missing or
     broken. Options that a newer pyrozoo added are filled with what the older version did: the
-    option's ``legacy`` value where its default changed that (``repulsion_scale="plain"``), else its
-    default (``accumulate=1``)."""
+    option's ``legacy`` value where its default changed that (``repulsion_scale="plain"``,
+    ``distance="local"``; a model option's legacy value also goes to the builder), else its default
+    (``accumulate=1``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir} is not a run directory (no such folder)")
@@ -363,7 +364,10 @@ def read_config(run_dir) -> dict:
     recipe = get_recipe(config["preset"])
     for name in applicable(recipe):  # options added since the run was written, as that run used them
         option = OPTIONS[name]
-        config["options"].setdefault(name, option.default if option.legacy is None else option.legacy)
+        if name not in config["options"]:
+            config["options"][name] = option.default if option.legacy is None else option.legacy
+            if option.legacy is not None and option.group == "model" and isinstance(config.get("model"), dict):
+                config["model"].setdefault(name, option.legacy)  # the builder gets what the old run used
     return config
 
 

@@ -40,6 +40,8 @@ class Recipe:
     - ``phase_one_beta`` (two-phase): the KL weight of phase one (0: an autoencoder).
     - ``learn_prior``, ``clip`` (introspective): prior-decoder cooperation and soft clipping.
     - ``report``: report parts; ``report_2d``: the parts on the generated 2D sets.
+    - ``omit``: builder options that are not options of this preset (a builder shared by several
+      presets may take options that only one of them uses).
     - ``reference``: the paper, cited by authors, year, title and arXiv id.
     """
 
@@ -57,6 +59,7 @@ class Recipe:
     report: tuple = STANDARD_REPORT
     report_2d: tuple | None = None
     reference: str = ""
+    omit: tuple = ()
 
     def __post_init__(self):
         if self.regime not in REGIMES:
@@ -80,7 +83,7 @@ class Recipe:
     def model_options(self) -> tuple:
         """The run options the builder takes (``z_dim``, ``prior``, ...)."""
         params = inspect.signature(self.builder).parameters
-        return tuple(n for n in params if n in OPTIONS and OPTIONS[n].group == "model")
+        return tuple(n for n in params if n in OPTIONS and OPTIONS[n].group == "model" and n not in self.omit)
 
     def defaults_for(self, dataset: str) -> dict:
         """The preset's defaults on ``dataset`` (``defaults`` updated by ``data_defaults``)."""
