@@ -66,3 +66,35 @@ def test_standard_normal_prior_follows_device_and_shape():
     d = prior()
     assert d.event_shape == (4,) and d.batch_shape == ()
     assert torch.allclose(prior.log_prob(torch.zeros(4)), torch.tensor(-2 * math.log(2 * math.pi)))
+
+
+def test_bernoulli_logits_matches_torch_bernoulli_to_event():
+    """BernoulliLogits (x l − softplus(l) summed over the event) gives the log-density, gradient, mean,
+    entropy and draws of ``Bernoulli(logits).to_event(k)``, with S draws of logits ``(S, B, *event)``
+    broadcast against B images ``(B, *event)``."""
+    from pyrozoo.distributions import BernoulliLogits
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(7, 5, 1, 4, 3, dtype=torch.float64)).requires_grad_()
+    x = (torch.rand(5, 1, 4, 3) < 0.4).double()
+    ours, ref = BernoulliLogits(logits, 3), torch.distributions.Independent(torch.distributions.Bernoulli(logits=logits), 3)
+    assert ours.batch_shape == ref.batch_shape == (7, 5) and ours.event_shape == ref.event_shape == (1, 4, 3)
+    lp, lp_ref = ours.log_prob(x), ref.log_prob(x.expand(7, 5, 1, 4, 3))
+    assert lp.shape == (7, 5)
+    torch.testing.assert_close(lp, lp_ref, rtol=0, atol=1e-12)
+    g, = torch.autograd.grad(lp.sum(), logits)
+    g_ref, = torch.autograd.grad(lp_ref.sum(), logits)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours.mean, ref.mean)
+    torch.testing.assert_close(ours.entropy(), ref.entropy(), rtol=0, atol=1e-12)
+    # draws: binary, of the right shape, with frequencies near sigmoid(l)
+    flat = BernoulliLogits(torch.tensor([-2.0, 0.0, 1.5]), 1)
+    draws = flat.sample((20000,))
+    assert draws.shape == (20000, 3) and set(draws.unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(draws.mean(0), torch.sigmoid(torch.tensor([-2.0, 0.0, 1.5])), atol=0.015, rtol=0)
+    # expand (Pyro's plates) keeps the density
+    wide = BernoulliLogits(logits[0, :1].detach(), 3).expand((4, 5))
+    assert wide.batch_shape == (4, 5)
+    one = torch.distributions.Independent(torch.distributions.Bernoulli(logits=logits[0, 0].detach()), 3)
+    torch.testing.assert_close(wide.log_prob(x)[2], one.log_prob(x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="event_dim must be in 0..2"):
+        BernoulliLogits(torch.zeros(2, 3), 3)

@@ -1,6 +1,7 @@
 """Priors, likelihoods and custom distributions as ``pyro.distributions`` objects (layer 2)."""
 
 from pyrozoo.distributions import kl  # noqa: F401  (registers closed-form KLs)
+from pyrozoo.distributions.bernoulli import BernoulliLogits
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 from pyrozoo.distributions.flow_prior import ConditionalFlowPrior, Flip, FlowPrior, make_flow
 from pyrozoo.distributions.intro_prior import (ClippedMixturePrior, EvalNormParams, RealVampPrior,
@@ -18,7 +19,7 @@ from pyrozoo.distributions.mixtures import ExpandedMixture
 from pyrozoo.distributions.sequence import LayerSequence, SequenceLikelihood
 
 __all__ = ["AutoregressiveImage", "ConditionalGaussian", "ExpandedMixture", "LayerSequence", "SequenceLikelihood",
-           "HeatKernelPrior", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
+           "HeatKernelPrior", "BernoulliLogits", "DiscretizedLogistic", "LIKELIHOODS", "BernoulliLikelihood",
            "DiscretizedLogisticLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood", "Prior",
            "StandardNormalPrior", "DiagonalGaussianMixture", "MixtureOfGaussiansPrior", "VampPrior",
            "ClippedMixturePrior", "EvalNormParams", "RealVampPrior", "normalized_entropy", "responsibilities", "soft_clip",

@@ -11,6 +11,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from pyrozoo.distributions.bernoulli import BernoulliLogits
 from pyrozoo.distributions.discretized_logistic import DiscretizedLogistic
 
 
@@ -61,7 +62,7 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, params):
         (logits,) = self._split(params)
-        return dist.Bernoulli(logits=logits, validate_args=False).to_event(len(self.event_shape))
+        return BernoulliLogits(logits, len(self.event_shape), validate_args=False)
 
     def _check_support(self, x):
         if not ((x == 0) | (x == 1)).all():
