@@ -134,3 +134,17 @@ def test_a_global_site_is_charged_once_per_training_set_not_per_batch(digits):
         kl = elbo_terms(model, x, batch_size=batch_size, num_data=n_train)["kl"]
         assert torch.allclose(kl, local_kl + global_term / n_train, atol=1e-5)
     assert torch.allclose(elbo_terms(model, x, batch_size=7)["kl"], local_kl + global_term / len(x), atol=1e-5)
+
+
+def test_auto_chunk_sizes_chunks_by_what_the_decoder_keeps_per_sample():
+    """An MLP decoder keeps one output per data number; the sequence VAE's LSTM keeps its gates and state
+    at every step, so its chunks of importance samples are smaller by that factor."""
+    from pyrozoo import zoo
+    from pyrozoo.evaluation.likelihood import auto_chunk
+    x = torch.zeros(100, 1, 28, 28)
+    assert auto_chunk(x, 5000, budget=2 ** 20, model=zoo.build("vae", event_shape=(1, 28, 28))) == 2 ** 20 // 78400
+    seq = zoo.build("seq-vae", event_shape=(21, 9))
+    s = torch.zeros(100, 21, 9)
+    assert seq.numbers_per_sample(s) == 100 * 21 * 6 * seq.decoder.lstm.hidden_size
+    assert auto_chunk(s, 5000, budget=2 ** 24, model=seq) == 2 ** 24 // seq.numbers_per_sample(s) < auto_chunk(s, 5000)
+    assert auto_chunk(s, 3, budget=2 ** 30, model=seq) == 3 and auto_chunk(s, 5000, budget=1, model=seq) == 1

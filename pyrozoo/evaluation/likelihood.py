@@ -17,12 +17,13 @@ from pyrozoo.inference.traces import get_traces, masked, particle_dim, sample_si
 __all__ = ["active_units", "auto_chunk", "distribution_mean", "elbo_terms", "log_likelihood"]
 
 
-def auto_chunk(x, num_samples, budget=None):
-    """Samples per chunk so that a chunk of ``x`` ``(B, *event)`` holds about ``budget`` decoder
-    outputs (2^24 numbers on a CPU, 2^27 on a GPU by default): at least 1, at most ``num_samples``."""
+def auto_chunk(x, num_samples, budget=None, model=None):
+    """Samples per chunk so that a chunk of ``x`` ``(B, *event)`` holds about ``budget`` numbers
+    (2^24 on a CPU, 2^27 on a GPU by default): one decoder output per data number, or what
+    ``model.numbers_per_sample(x)`` says when a ``model`` is given. At least 1, at most ``num_samples``."""
     if budget is None:
         budget = 2 ** 27 if x.device.type == "cuda" else 2 ** 24
-    per_sample = max(1, x.numel())
+    per_sample = max(1, model.numbers_per_sample(x) if hasattr(model, "numbers_per_sample") else x.numel())
     return int(max(1, min(num_samples, budget // per_sample)))
 
 
@@ -51,7 +52,7 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
 
     def one(xb):
         acc, remaining = None, num_samples
-        chunk = chunk_size or auto_chunk(xb, num_samples)
+        chunk = chunk_size or auto_chunk(xb, num_samples, model=model)
         while remaining > 0:
             s = min(chunk, remaining)
             lw = model.direct_log_weights(xb, s) if hasattr(model, "direct_log_weights") else None

@@ -62,6 +62,12 @@ class ZooModel(PyroModule):
         ELBO (same random draws, same value and gradients; tests/test_direct.py checks)."""
         return None
 
+    def numbers_per_sample(self, x) -> int:
+        """How many numbers one importance sample of the batch ``x`` makes the decoder materialise (sizes
+        the evaluation's chunks of samples, :func:`~pyrozoo.evaluation.likelihood.auto_chunk`): by default
+        one output per data number, ``x.numel()``; a recurrent decoder keeps far more per output."""
+        return x.numel()
+
     def direct_log_weights(self, x, num_samples):
         """log p(x, z_s) − log q(z_s|x) for ``num_samples`` draws per point ``(S, B)`` computed from
         the parts with one encoder pass per point, or None where a model has no such path."""
