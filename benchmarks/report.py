@@ -137,11 +137,66 @@ def stein_compute_table(res):
     return "\n".join(lines)
 
 
+SPEED_ROWS = {
+    "vae": ("`vae` ELBO step (MLP 784-300-300-40)", "the same network, analytic KL"),
+    "vampprior": ("`vampprior` step (gated MLPs, K = 500)", "gated VAE, VampPrior as two matrix products"),
+    "hvae": ("`hvae-vampprior` step (two latent levels)", "one-level gated VAE step (context)"),
+}
+
+
+def speed_table(res):
+    """Training-step times and log-likelihood throughput of ``speed.json`` (benchmarks/speed.py): pyrozoo
+    against hand-written PyTorch, measured interleaved in one process, with the targets."""
+    ms, ratios, targets = res["ms_per_step"], res["ratios"], res.get("targets", {})
+    rows = []
+    for group, (what, plain) in SPEED_ROWS.items():
+        if group in ms:
+            target = targets.get(group)
+            rows.append(f"| {what} | {ms[group]['pyrozoo']:.2f} ms | {plain}: {ms[group]['plain_pytorch']:.2f} ms | "
+                        f"**{ratios[group]:.2f}×** | {'≤ %.2f×' % target if target else '–'} |")
+    if "pyro_svi_trace_elbo" in ms.get("vae", {}):
+        rows.append(f"| Pyro `SVI` + `Trace_ELBO` on the `vae` preset's model/guide (context) | "
+                    f"{ms['vae']['pyro_svi_trace_elbo']:.2f} ms | the same network: {ms['vae']['plain_pytorch']:.2f} ms | "
+                    f"{res['ratio_pyro_svi_over_plain']:.2f}× | – |")
+    pps = res["log_likelihood_points_per_second"]
+    target = targets.get("log_likelihood_throughput_ratio")
+    rows.append(f"| importance-sampled log p(x), `vae` | {pps['pyrozoo']:.1f} points/s | a vectorised loop: "
+                f"{pps['plain_pytorch']:.1f} points/s | **{res['log_likelihood_throughput_ratio']:.2f}×** "
+                f"(throughput) | {'≥ %.2f×' % target if target else '–'} |")
+    return "\n".join([f"Setup: {res['setup']}; device {res['device']}, {res['threads']} thread(s), torch "
+                      f"{res['torch']}, Pyro {res['pyro']}.", "",
+                      "| what | pyrozoo | hand-written PyTorch | ratio | target |", "| --- | --- | --- | --- | --- |",
+                      *rows])
+
+
+def scaling_table(res):
+    """Samples per second of data-parallel training (``scaling.json``, benchmarks/scaling.py)."""
+    lines = ["| preset | batch per process | steps / epoch | device | processes | threads each | samples / s | "
+             "efficiency |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, r in res["runs"].items():
+        preset, batch, device, procs = key.split("/")
+        lines.append(f"| {preset} | {batch[1:]} | {r['steps_per_epoch']} | {device} | {procs[1:]} | "
+                     f"{r['threads_per_process']} | {r['samples_per_second']:.0f} | {r['efficiency']:.2f} |")
+    machines = sorted({r["machine"] for r in res["runs"].values()})
+    return "\n".join([f"Setup: {res['setup']}; {'; '.join(machines)}.", "", *lines])
+
+
+def presets_table(res):
+    """Every preset's one-epoch digits run with its default evaluation (``presets_digits.json``,
+    benchmarks/presets_digits.py)."""
+    lines = ["| preset | data | training s | total s (evaluation included) | within target |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, r in res["runs"].items():
+        lines.append(f"| {name} | {r['dataset']} | {r['train_seconds']:.1f} | {r['total_seconds']:.1f} | "
+                     f"{'yes' if r['within_target'] else '**no**'} |")
+    return "\n".join([f"Setup: {res['setup']}; target {res['target_seconds']:.0f} s per preset.", "", *lines])
+
+
 def main():
-    speed = _load("speed.json")
-    if speed:
-        print(f"speed: pyrozoo/plain = {speed['ratio_pyrozoo_over_plain']}, Pyro SVI/plain = "
-              f"{speed['ratio_pyro_svi_over_plain']} ({speed['ms_per_step']})\n")
+    for name, table in (("speed", speed_table), ("scaling", scaling_table), ("presets_digits", presets_table)):
+        res = _load(f"{name}.json")
+        if res:
+            print(f"### {name}\n\n" + table(res) + "\n")
     game = _load("intro_step.json")
     if game:
         print(f"intro step ms: {game['step_ms']}; mixture fwd+bwd ms: {game['mixture_fwd_bwd_ms']}, tight scale "

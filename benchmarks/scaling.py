@@ -7,7 +7,8 @@ CPU with one thread each, or nccl on GPUs), and the scaling efficiency.
 
 Each configuration trains ``--epochs`` epochs of ``--steps`` global steps (``--batch-size`` per
 process, so the global batch grows with the processes, as in ``pyrozoo train`` under torchrun)
-on the first MNIST training images and reports the median epoch time after the first epoch.
+on the first MNIST training images and reports the median epoch time after the first epoch, over
+``--repeats`` launches per process count, interleaved (1, 2, 1, 2, ...).
 Efficiency = (samples/s with P processes) / (P × samples/s with one). Results:
 ``benchmarks/results/scaling.json`` (rewritten after each configuration).
 """
@@ -74,27 +75,33 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved launches per process count")
     p.add_argument("--data-dir")
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
     counts = [int(c) for c in args.procs.split(",")]
-    rates = {}
+    seconds = {procs: [] for procs in counts}
+    samples = {}
+    for _ in range(args.repeats):  # interleaved, so a slow spell of a shared machine hits every count alike
+        for procs in counts:
+            r = launch(procs, args)
+            seconds[procs] += r["epoch_seconds"][1:] or r["epoch_seconds"]
+            samples[procs] = r["samples_per_epoch"]
+    rates = {procs: samples[procs] / statistics.median(seconds[procs]) for procs in counts}
     for procs in counts:
-        r = launch(procs, args)
-        seconds = statistics.median(r["epoch_seconds"][1:] or r["epoch_seconds"])
-        rates[procs] = r["samples_per_epoch"] / seconds
-        entry = {"samples_per_second": round(rates[procs], 1), "epoch_seconds": r["epoch_seconds"],
-                 "global_batch": args.batch_size * procs,
-                 "efficiency": round(rates[procs] / (procs * rates[counts[0]] / counts[0]), 3)}
-        key = f"{args.preset}/{args.device}/p{procs}"
+        entry = {"samples_per_second": round(rates[procs], 1), "epoch_seconds": seconds[procs],
+                 "batch_per_process": args.batch_size, "global_batch": args.batch_size * procs,
+                 "efficiency": round(rates[procs] / (procs * rates[counts[0]] / counts[0]), 3),
+                 "steps_per_epoch": args.steps, "epochs": args.epochs, "launches": args.repeats,
+                 "threads_per_process": args.threads,
+                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"}
+        key = f"{args.preset}/b{args.batch_size}/{args.device}/p{procs}"
         save_entry(RESULTS / "scaling.json", "runs", key, entry,
-                   setup=f"MNIST, preset {args.preset} (default sizes), batch {args.batch_size} per process, "
-                         f"{args.steps} global steps per epoch, median of epochs 2-{args.epochs}, "
-                         f"{args.threads} thread(s) per process, {platform.processor() or platform.machine()}, "
-                         f"{os.cpu_count()} logical CPUs")
+                   setup="MNIST, default preset sizes, samples per second of data-parallel training (torchrun, "
+                         "gloo on CPUs) from the median epoch time after the first epoch, over interleaved launches "
+                         "(1, 2, 1, 2 processes); efficiency = rate(P) / (P x rate(1))")
         print(f"{key}: {entry['samples_per_second']} samples/s, efficiency {entry['efficiency']}", flush=True)
-
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -43,7 +43,9 @@ OUT = DOCS / "_generated"
 
 #: benchmark result file -> the function of benchmarks/report.py that tabulates it
 RESULT_TABLES = {"vae_family": "family_table", "vampprior-mnist": "vampprior_table", "rvae": "rvae_table",
-                 "rvae-cuda": "rvae_table", "sintrovae_2d": "sintrovae_table", "stein_hyperprior": "stein_table"}
+                 "rvae-cuda": "rvae_table", "sintrovae_2d": "sintrovae_table", "stein_hyperprior": "stein_table",
+                 "stein_hyperprior_equal_compute": "stein_compute_table", "speed": "speed_table",
+                 "scaling": "scaling_table", "presets_digits": "presets_table"}
 #: the zoo modules, one per paper
 ZOO_MODULES = ("classic", "vampprior", "riemannian", "intro", "stein")
 #: figure name -> (tutorial, index of the PNG among the notebook's image outputs)
@@ -89,20 +91,10 @@ def sintrovae_mnist_table(res: dict) -> str:
                                                    rows)
 
 
-def speed_table(res: dict) -> str:
-    """The training-step speed of ``benchmarks/results/speed.json``."""
-    ms = res["ms_per_step"]
-    names = {"plain_pytorch": "hand-written PyTorch (analytic KL)",
-             "pyrozoo_elbo": "pyrozoo `ELBO` on the `vae` preset",
-             "pyro_svi_trace_elbo": "Pyro `SVI` + `Trace_ELBO` on the same model/guide"}
-    rows = [[names.get(k, k), f"{v:.1f}", f"{v / ms['plain_pytorch']:.2f}"] for k, v in ms.items()]
-    return f"Setup: {res['setup']}.\n\n" + _table(["training step", "ms / step", "× plain PyTorch"], rows)
-
-
 def write_results() -> None:
     """``_generated/results/NAME.md`` for every benchmark result file."""
     report = _report_module()
-    tables = dict(RESULT_TABLES, sintrovae_mnist=sintrovae_mnist_table, speed=speed_table)
+    tables = dict(RESULT_TABLES, sintrovae_mnist=sintrovae_mnist_table)
     for name, fn in tables.items():
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():

@@ -70,9 +70,9 @@ class DiagonalGaussianMixture(TorchDistribution):
     one CPU thread, against 30 ms unfused and 124 ms for ``MixtureSameFamily``
     (``benchmarks/intro_step.py``).
 
-    Precision: the expanded form cancels. Its terms have the size A = Σ_d (|z_d| + |μ_kd|)²/σ_kd²
+    Precision: the expanded form cancels. Its terms have the size ``A = Σ_d (abs(z_d) + abs(μ_kd))² / σ_kd²``
     while their sum, the quadratic form of the components that matter, is small, so in float32 its
-    rounding error grows like 2^-24·A: 0.013-0.017 nats for 40-dimensional z at |μ| ≈ 3-5 with
+    rounding error grows like 2^-24·A: 0.013-0.017 nats for 40-dimensional z at ``abs(μ)`` ≈ 3-5 with
     log σ² down to −6 (a VampPrior's range). Before each call a bound of A over the batch and the
     components is taken (O((N + K) D)); when 2^-24·A exceeds :data:`ROUNDING_BUDGET` the features,
     the product and the row maxima are computed in float64 (the exponentials, the saved ``(N, K)``
