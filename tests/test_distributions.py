@@ -84,6 +84,8 @@ def test_bernoulli_logits_matches_torch_bernoulli_to_event():
     g, = torch.autograd.grad(lp.sum(), logits)
     g_ref, = torch.autograd.grad(lp_ref.sum(), logits)
     torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-12)
+    with torch.no_grad():  # the inner-product path (evaluation) and the BCE path (training) agree
+        torch.testing.assert_close(ours.log_prob(x), lp.detach(), rtol=0, atol=1e-12)
     torch.testing.assert_close(ours.mean, ref.mean)
     torch.testing.assert_close(ours.entropy(), ref.entropy(), rtol=0, atol=1e-12)
     # draws: binary, of the right shape, with frequencies near sigmoid(l)
