@@ -148,3 +148,16 @@ def test_auto_chunk_sizes_chunks_by_what_the_decoder_keeps_per_sample():
     assert seq.numbers_per_sample(s) == 100 * 21 * 6 * seq.decoder.lstm.hidden_size
     assert auto_chunk(s, 5000, budget=2 ** 24, model=seq) == 2 ** 24 // seq.numbers_per_sample(s) < auto_chunk(s, 5000)
     assert auto_chunk(s, 3, budget=2 ** 30, model=seq) == 3 and auto_chunk(s, 5000, budget=1, model=seq) == 1
+
+
+def test_convolutional_decoders_get_chunks_sized_by_their_feature_maps():
+    """A decoder with convolutions keeps two maps of its widest convolution's channels per pixel (a gated
+    convolution), so its chunks are that many times smaller than an MLP decoder's."""
+    from pyrozoo import zoo
+    from pyrozoo.evaluation.likelihood import auto_chunk
+    x = torch.zeros(100, 1, 8, 8)
+    conv = zoo.build("convhvae-vampprior", event_shape=(1, 8, 8))
+    widest = max(m.out_channels for m in conv.decoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert widest == 64 and conv.numbers_per_sample(x) == x.numel() * 128
+    assert auto_chunk(x, 5000, budget=2 ** 24, model=conv) == 2 ** 24 // (6400 * 128)
+    assert zoo.build("hvae", event_shape=(1, 8, 8)).numbers_per_sample(x) == x.numel()
