@@ -44,6 +44,7 @@ def options_for(preset):
 
 def run_one(preset):
     import pyrozoo
+    from pyrozoo import zoo
     dataset, options = options_for(preset)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -51,7 +52,7 @@ def run_one(preset):
         total = time.perf_counter() - start
         summary, records = dict(run.summary), run.metrics  # read before the folder goes
     train_seconds = sum(r.get("seconds", 0.0) for r in records)
-    return {"dataset": dataset or "default", "options": options, "total_seconds": round(total, 1),
+    return {"dataset": dataset or zoo.recipe(preset).defaults["dataset"], "options": options, "total_seconds": round(total, 1),
             "train_seconds": round(train_seconds, 1), "eval_and_setup_seconds": round(total - train_seconds, 1),
             "within_target": total <= TARGET_SECONDS,
             "test_log_likelihood": summary.get("test_log_likelihood")}
