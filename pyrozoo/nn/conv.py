@@ -18,6 +18,7 @@ import math
 from torch import nn
 
 from pyrozoo.nn.mlp import Gated, GatedDense, he_init
+from pyrozoo.nn.precision import autocast_forward
 
 
 def _event_shape(event_shape):
@@ -92,6 +93,7 @@ class ConvEncoderNet(nn.Module):
         he_init(self)
 
     def forward(self, x):
+    @autocast_forward
         """Features ``(..., out_features)`` for images ``(..., C, H, W)`` or ``(..., C*H*W)``."""
         images, batch = as_image_batch(x, self.event_shape)
         h = self.convs(images).flatten(1)
@@ -131,6 +133,7 @@ class ConvDecoderNet(nn.Module):
 
     def forward(self, z):
         """Likelihood parameters ``(..., out_per_pixel * C*H*W)`` for features ``(..., z_dim)``."""
+    @autocast_forward
         if z.shape[-1] != self.z_dim:
             raise ValueError(f"expected features (..., {self.z_dim}), got shape {tuple(z.shape)}")
         batch = z.shape[:-1]

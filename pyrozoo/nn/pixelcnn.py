@@ -18,6 +18,7 @@ from torch import nn
 
 from pyrozoo.nn.conv import _event_shape, as_image_batch
 from pyrozoo.nn.mlp import GatedDense, he_init
+from pyrozoo.nn.precision import autocast_forward
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -123,6 +124,7 @@ class PixelCNNDecoderNet(nn.Module):
             h = layer(h, maps)
         return self.out(h)
 
+    @autocast_forward
     def forward(self, x, context):
         """Parameters ``(..., out_per_pixel * C*H*W)`` for ``x`` ``(..., C, H, W)`` or ``(..., C*H*W)`` and
         ``context`` ``(..., cond_dim)``; ``...`` is the broadcast of both batch shapes."""

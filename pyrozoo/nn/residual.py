@@ -23,6 +23,7 @@ import math
 from torch import nn
 
 from pyrozoo.nn.conv import _event_shape, as_image_batch
+from pyrozoo.nn.precision import autocast_forward
 
 
 class ResidualBlock(nn.Module):
@@ -70,6 +71,7 @@ class ResidualEncoderNet(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_features = channels[-1] * h * w
 
+    @autocast_forward
     def forward(self, x):
         """Flattened feature maps ``(..., out_features)``."""
         images, batch = as_image_batch(x, self.event_shape)
@@ -95,6 +97,7 @@ class ResidualDecoderNet(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_per_pixel = int(out_per_pixel)
 
+    @autocast_forward
     def forward(self, z):
         """Parameters ``(..., out_per_pixel · C·H·W)``."""
         batch = z.shape[:-1]

@@ -15,6 +15,7 @@ from pyrozoo.data import load as load_data
 from pyrozoo.inference import (SMI, IntroStrategy, SVIStrategy, TrainConfig, TrainingLoop, TwoPhaseStrategy,
                                make_objective, stein_param_groups, switch_prior)
 from pyrozoo.inference.game import IntroConfig
+from pyrozoo.nn.precision import set_autocast
 from pyrozoo.runs.configfile import write_yaml
 from pyrozoo.zoo.registry import Recipe, recipe as get_recipe
 
@@ -76,6 +77,8 @@ def build_model(config: dict, event_shape, data=None):
     model = r.builder(tuple(event_shape), **options)
     if config.get("game_prior"):  # the introspective game turned the prior into its MoG
         switch_prior(model, IntroConfig.from_dict(config["game_prior"]))
+    if config["options"].get("autocast"):  # bf16 coders while training; every evaluation stays float32
+        set_autocast(model, config["options"]["autocast"])
     return model
 
 
