@@ -134,6 +134,49 @@ def test_pseudo_inputs_are_clipped_to_unit_interval_and_initialised_as_the_autho
     assert u.min() >= 0 and u.max() <= 1
 
 
+@pytest.mark.parametrize("preset", ["vampprior", "hvae-vampprior", "convhvae-vampprior"])
+def test_vampprior_presets_initialise_like_the_authors_code(preset):
+    """jmtomczak/vae_vampprior draws nn.Linear weights N(0, 2 / fan_in) and leaves every bias, and the
+    convolutions, at PyTorch's defaults (uniform within ±1/sqrt(fan_in))."""
+    torch.manual_seed(0)
+    model = zoo.build(preset, event_shape=(1, 28, 28))
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    big = [m for m in linears if m.weight.numel() >= 20000]
+    assert big
+    for m in big:
+        assert abs(m.weight.std().item() / math.sqrt(2.0 / m.in_features) - 1) < 0.05
+    for m in linears + convs:
+        if m.bias is None:
+            continue
+        bound = 1 / math.sqrt(m.weight[0].numel())
+        assert 0 < m.bias.abs().max() <= bound
+        if m.bias.numel() >= 20:
+            assert m.bias.abs().max() > 0.5 * bound
+    for m in convs:  # kaiming_uniform(a=√5): uniform within ±1/sqrt(fan_in), std 1/sqrt(3 fan_in)
+        fan_in = m.weight[0].numel()
+        assert m.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-7
+        if m.weight.numel() >= 5000:
+            assert abs(m.weight.std().item() * math.sqrt(3 * fan_in) - 1) < 0.1
+
+
+def test_vampprior_presets_bound_bernoulli_probabilities_like_the_authors_code():
+    """The authors clamp p to [1e-5, 1 - 1e-5] in log_Bernoulli: a confidently wrong pixel costs
+    -log(1e-5) = 11.51 nats, not the softplus of its logit; other presets keep the plain Bernoulli."""
+    x = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    logits = torch.tensor([[-40.0, 40.0, 3.0, -2.0]])
+    bounded = zoo.build("vampprior", event_shape=(4,)).decoder.likelihood(logits)
+    plain = zoo.build("vae", event_shape=(4,)).decoder.likelihood(logits)
+    p = torch.sigmoid(logits.double()).clamp(1e-5, 1 - 1e-5)  # float64: 1 - p is exact enough there
+    expected = (x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
+    torch.testing.assert_close(bounded.log_prob(x).double(), expected, rtol=1e-6, atol=1e-4)
+    assert abs(bounded.log_prob(x).item() - (2 * math.log(1e-5) - math.log1p(math.exp(-3)) - math.log1p(math.exp(-2)))) < 1e-3
+    assert plain.log_prob(x).item() < -79  # 40 + 40 nats from the two wrong pixels
+    from pyrozoo.distributions import BernoulliLikelihood
+    with pytest.raises(ValueError, match=r"probs_floor must be in \(0, 0.5\) or None, got 0.7"):
+        BernoulliLikelihood((4,), probs_floor=0.7)
+
+
 def test_vampprior_data_uses_fixed_training_images(digits):
     model = zoo.build("vampprior-data", event_shape=digits.event_shape, data=digits.train, num_components=20)
     u = model.prior.pseudo_inputs()

@@ -56,12 +56,27 @@ class Likelihood(nn.Module):
 
 
 class BernoulliLikelihood(Likelihood):
-    """p(x|z) = Π_d Bernoulli(x_d; sigmoid(logits_d)); data must be in {0, 1}."""
+    """p(x|z) = Π_d Bernoulli(x_d; sigmoid(logits_d)); data must be in {0, 1}.
+
+    ``probs_floor`` ε (None: no bound) clamps every probability to [ε, 1 − ε] (the logits to
+    ±log((1 − ε)/ε), the same bound and the same zero gradient beyond it), so that no pixel costs more
+    than −log ε nats: the VampPrior authors' ``log_Bernoulli`` with ε = 1e-5, in training and in
+    their test log-likelihood alike.
+    """
 
     support = "binary"
 
+    def __init__(self, event_shape, probs_floor=None):
+        super().__init__(event_shape)
+        if probs_floor is not None and not 0 < float(probs_floor) < 0.5:
+            raise ValueError(f"probs_floor must be in (0, 0.5) or None, got {probs_floor!r}")
+        self.probs_floor = None if probs_floor is None else float(probs_floor)
+
     def forward(self, params):
         (logits,) = self._split(params)
+        if self.probs_floor is not None:
+            bound = math.log1p(-self.probs_floor) - math.log(self.probs_floor)
+            logits = logits.clamp(-bound, bound)
         return BernoulliLogits(logits, len(self.event_shape), validate_args=False)
 
     def _check_support(self, x):

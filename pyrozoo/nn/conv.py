@@ -68,7 +68,8 @@ class ConvEncoderNet(nn.Module):
     use all-3×3 kernels (``kernel_sizes=(3,) * 5``). The flattened maps go through a final
     ``GatedDense`` to ``hidden`` units, or are returned as they are with ``hidden=None`` (the authors'
     choice: their mean/log-variance heads read the 294 numbers directly). ``out_features`` holds the
-    output size, to pass as ``hidden_dim`` to pyrozoo's Gaussian encoders. He-normal initialised.
+    output size, to pass as ``hidden_dim`` to pyrozoo's Gaussian encoders. Linear layers He-normal
+    initialised (convolutions keep PyTorch's default, as in the authors' code).
     """
 
     def __init__(self, event_shape, hidden=300, channels=(32, 32, 64, 64, 6), kernel_sizes=(7, 3, 5, 3, 3),
@@ -92,8 +93,8 @@ class ConvEncoderNet(nn.Module):
         self.out_features = self.conv_features if hidden is None else int(hidden)
         he_init(self)
 
-    def forward(self, x):
     @autocast_forward
+    def forward(self, x):
         """Features ``(..., out_features)`` for images ``(..., C, H, W)`` or ``(..., C*H*W)``."""
         images, batch = as_image_batch(x, self.event_shape)
         h = self.convs(images).flatten(1)
@@ -112,7 +113,8 @@ class ConvDecoderNet(nn.Module):
     is parameter ``p`` of every pixel, in ``(C, H, W)`` order), the layout that
     ``pyrozoo.distributions.likelihoods.Likelihood`` splits with ``chunk(out_per_pixel)``.
     Used as the ``joint_net`` of ``JointDecoder`` with ``z_dim`` the size of the concatenated
-    z1/z2 features, or as the whole net of a one-level ``Decoder``. He-normal initialised.
+    z1/z2 features, or as the whole net of a one-level ``Decoder``. Linear layers He-normal initialised
+    (convolutions keep PyTorch's default, as in the authors' code).
     """
 
     def __init__(self, z_dim, event_shape, out_per_pixel=1, channels=64, num_layers=4, kernel_size=3, hidden=None):
@@ -131,9 +133,9 @@ class ConvDecoderNet(nn.Module):
         self.z_dim = int(z_dim)
         he_init(self)
 
+    @autocast_forward
     def forward(self, z):
         """Likelihood parameters ``(..., out_per_pixel * C*H*W)`` for features ``(..., z_dim)``."""
-    @autocast_forward
         if z.shape[-1] != self.z_dim:
             raise ValueError(f"expected features (..., {self.z_dim}), got shape {tuple(z.shape)}")
         batch = z.shape[:-1]

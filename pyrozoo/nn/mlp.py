@@ -61,15 +61,16 @@ class MLP(nn.Sequential):
 
 
 def he_init(module):
-    """He-normal initialisation of every ``nn.Linear``/``nn.Conv2d`` weight in ``module``, zero biases.
+    """He-normal initialisation (He et al. 2015) of every ``nn.Linear`` weight in ``module``:
+    N(0, 2 / fan_in). Biases and convolutions keep PyTorch's default initialisation.
 
-    The VampPrior authors initialise their networks this way (He et al. 2015).
+    This is how the VampPrior authors initialise their networks (jmtomczak/vae_vampprior: ``he_init``
+    of ``utils/nn.py`` applied to the ``nn.Linear`` modules of every model, convolutional ones
+    included); the paper does not say. Returns ``module``.
     """
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, nn.Linear):
             nn.init.kaiming_normal_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
     return module
 
 

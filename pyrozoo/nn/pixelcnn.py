@@ -90,7 +90,7 @@ class PixelCNNDecoderNet(nn.Module):
 
     The output at pixel ``i`` depends on the input pixels ``j < i`` (raster order, all channels) and on
     the context only. A plain PixelCNN stack has a blind spot: not every ``j < i`` is in view.
-    He-normal initialised.
+    Linear layers He-normal initialised (convolutions keep PyTorch's default, as in the authors' code).
     """
 
     def __init__(self, event_shape, cond_dim, out_per_pixel=1, channels=64, num_layers=8, kernel_size=3,

@@ -43,6 +43,18 @@ def make_prior(name, z_dim, encode=None, event_shape=None, num_components=500, d
     return VampPrior(z_dim, encode, event_shape, num_components, weighted=(name == "vampprior-weighted"))
 
 
+#: the authors' bound on Bernoulli probabilities, [1e-5, 1 − 1e-5] (their utils/distributions.py ``log_Bernoulli``,
+#: in training and in the test log-likelihood); the paper does not mention it
+BERNOULLI_FLOOR = 1e-5
+
+
+def _likelihood(name, event_shape, **options):
+    """``make_likelihood`` with the authors' probability bound on a Bernoulli likelihood."""
+    if name == "bernoulli":
+        options = {"probs_floor": BERNOULLI_FLOOR, **options}
+    return make_likelihood(name, event_shape, **options)
+
+
 def _vamp_sizes(event_shape, z_dim, hidden, num_components):
     if isinstance(hidden, (list, tuple)):
         if len(set(hidden)) != 1:
@@ -57,12 +69,13 @@ def _vamp_sizes(event_shape, z_dim, hidden, num_components):
 def gated_vae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_components=None, likelihood="bernoulli",
               data=None, **likelihood_options):
     """The VampPrior paper's one-level VAE: gated MLPs of two ``hidden``-unit layers (300),
-    z = 40, log-variances through hardtanh(−6, 2), He-normal initialisation, and ``prior`` (one
-    of :data:`PRIORS`, K = ``num_components`` = 500). Small 8x8 data default to z = 8,
-    128 units, K = 50."""
+    z = 40, log-variances through hardtanh(−6, 2), He-normal linear weights with PyTorch's default
+    biases, Bernoulli probabilities bounded to [1e-5, 1 − 1e-5] (the last two from the authors' code,
+    :data:`BERNOULLI_FLOOR`), and ``prior`` (one of :data:`PRIORS`, K = ``num_components`` = 500).
+    Small 8x8 data default to z = 8, 128 units, K = 50."""
     z_dim, hidden, k = _vamp_sizes(event_shape, z_dim, hidden, num_components)
     num_dims = math.prod(event_shape)
-    lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+    lik = _likelihood(likelihood, event_shape, **likelihood_options)
     encoder = he_init(GaussianEncoder(gated_mlp([num_dims, hidden, hidden]), hidden, z_dim,
                                       event_dim=len(event_shape), logvar_bounds=_LOGVAR))
     decoder = Decoder(he_init(nn_sequential(gated_mlp([z_dim, hidden, hidden]),
@@ -87,7 +100,7 @@ def hvae(event_shape, prior="standard", z_dim=None, hidden=None, num_components=
     z_dim, h, k = _vamp_sizes(event_shape, z_dim, hidden, num_components)
     num_dims = math.prod(event_shape)
     ev = len(event_shape)
-    lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+    lik = _likelihood(likelihood, event_shape, **likelihood_options)
     enc2 = he_init(GaussianEncoder(gated_mlp([num_dims, h, h]), h, z_dim, event_dim=ev, logvar_bounds=_LOGVAR))
     enc1 = he_init(JointGaussianEncoder(gated_mlp([num_dims, h]), gated_mlp([z_dim, h]), gated_mlp([2 * h, h]), h,
                                         z_dim, event_dim=ev, logvar_bounds=_LOGVAR))
@@ -112,7 +125,7 @@ def convhvae(event_shape, prior="vampprior", z_dim=None, hidden=None, num_compon
         raise ValueError(f"the convolutional HVAE needs images (C, H, W), got event shape {event_shape}")
     z, h, k = _vamp_sizes(event_shape, z_dim, hidden, num_components)
     ev = len(event_shape)
-    lik = make_likelihood(likelihood, event_shape, **likelihood_options)
+    lik = _likelihood(likelihood, event_shape, **likelihood_options)
     x2 = ConvEncoderNet(event_shape, hidden=None)
     enc2 = he_init(GaussianEncoder(x2, x2.out_features, z, event_dim=ev, logvar_bounds=_LOGVAR))
     x1 = ConvEncoderNet(event_shape, hidden=None, kernel_sizes=(3,) * 5)
