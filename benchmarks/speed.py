@@ -70,8 +70,9 @@ class PlainVAE(nn.Module):
 
 class PlainGatedVampVAE(nn.Module):
     """The ``vampprior`` preset's network by hand: gated MLPs (h(x)·sigmoid(g(x))) of 300 units, z = 40,
-    log-variances through hardtanh(−6, 2), K pseudo-inputs stored as a (K, D) parameter; the VampPrior
-    log-density is two (B × D)(D × K) products and a logsumexp."""
+    log-variances through hardtanh(−6, 2), K pseudo-inputs stored as a (K, D) parameter, Bernoulli
+    probabilities bounded to [1e-5, 1 − 1e-5]; the VampPrior log-density is two (B × D)(D × K) products
+    and a logsumexp."""
 
     def __init__(self, num_dims, hidden=300, z_dim=40, k=500):
         super().__init__()
@@ -107,7 +108,8 @@ class PlainGatedVampVAE(nn.Module):
         eps = torch.randn_like(loc)
         z = loc + torch.exp(0.5 * logvar) * eps
         log_q = (-0.5 * (eps * eps + logvar + math.log(2 * math.pi))).sum(-1)
-        logits = self.out(self._run(self.dec, z))
+        bound = math.log((1 - 1e-5) / 1e-5)  # p in [1e-5, 1 - 1e-5], as the preset (the authors' log_Bernoulli)
+        logits = self.out(self._run(self.dec, z)).clamp(-bound, bound)
         rec = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
         return -(rec + self.log_prior(z) - log_q).sum() * (num_data / len(x))
 
