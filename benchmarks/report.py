@@ -189,11 +189,35 @@ def presets_table(res):
     for name, r in res["runs"].items():
         lines.append(f"| {name} | {r['dataset']} | {r['train_seconds']:.1f} | {r['total_seconds']:.1f} | "
                      f"{'yes' if r['within_target'] else '**no**'} |")
+    floor = res.get("floors")
+    if floor:
+        rates = floor["gflops_per_second"]
+        lines += ["", f"The arithmetic of the S = 5000 log-likelihood on the 300 test digits, against the rates this "
+                      f"machine reaches by hand ({floor['threads']} thread(s): a 3×3 convolution of 64 maps at 8 × 8 "
+                      f"{rates['conv3x3_64maps_8x8']:.0f} GFLOP/s, a 2048² matrix product {rates['matmul_2048']:.0f} "
+                      "GFLOP/s):", "",
+                  "| preset | FLOPs per sample and point | FLOPs in all | seconds at the convolution's rate |",
+                  "| --- | --- | --- | --- |"]
+        for name, r in floor["presets"].items():
+            lines.append(f"| {name} | {r['flops_per_sample_and_point']:.3g} | {r['flops']:.3g} | "
+                         f"{r['floor_seconds_at_conv_rate']:.0f} |")
     return "\n".join([f"Setup: {res['setup']}; target {res['target_seconds']:.0f} s per preset.", "", *lines])
 
 
+def autocast_table(res):
+    """Training-step times in float32 and under bf16 autocast (``autocast.json``, benchmarks/autocast.py)."""
+    lines = ["| preset | data, batch | float32 ms | bf16 ms | speed-up | relative loss difference |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in res["models"].items():
+        lines.append(f"| {name} | {r['dataset']}, {r['batch_size']} | {r['ms_per_step']['float32']:.0f} | "
+                     f"{r['ms_per_step']['bf16']:.0f} | **{r['speedup']:.2f}×** | {r['loss_relative_difference']:.1e} |")
+    return "\n".join([f"Setup: {res['setup']}; device {res['device']}, {res['threads']} thread(s), torch "
+                      f"{res['torch']}.", "", *lines])
+
+
 def main():
-    for name, table in (("speed", speed_table), ("scaling", scaling_table), ("presets_digits", presets_table)):
+    for name, table in (("speed", speed_table), ("scaling", scaling_table), ("presets_digits", presets_table),
+                        ("autocast", autocast_table)):
         res = _load(f"{name}.json")
         if res:
             print(f"### {name}\n\n" + table(res) + "\n")
