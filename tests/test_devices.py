@@ -49,6 +49,16 @@ def test_cuda_run_evaluates_on_the_cpu_like_on_the_gpu(preset, tmp_path):
     assert abs(gpu["test_elbo"] - cpu["test_elbo"]) < 0.05 * abs(gpu["test_elbo"]) + 1.0
 
 
+def test_bf16_autocast_trains_the_conv_hvae_on_cuda_like_float32(tmp_path):
+    import pyrozoo
+    options = dict(epochs=1, z_dim=4, hidden=[32], num_components=10, evaluate=False, quiet=True, seed=3,
+                   device="cuda")
+    full = pyrozoo.train("convhvae-vampprior", "digits", tmp_path / "fp32", **options)
+    half = pyrozoo.train("convhvae-vampprior", "digits", tmp_path / "bf16", autocast="bf16", **options)
+    a, b = full.metrics[-1]["train_loss"], half.metrics[-1]["train_loss"]
+    assert a != b and abs(a - b) < 5e-3 * abs(a)
+
+
 def test_a_step_captured_in_a_cuda_graph_matches_the_eager_step(tmp_path):
     """Three eager warm-up steps, then the captured step replayed: the same losses and parameters
     as eager training on the GPU (400 points, so every batch is full)."""
