@@ -13,7 +13,7 @@ Per model: the median milliseconds per step over ``--rounds`` rounds of ``--step
 float32 / bf16, and the relative difference of the two losses on the first batch at equal weights
 (numerical safety: bf16 keeps float32's exponent, and losses, likelihoods and evaluation stay float32).
 
-    python benchmarks/autocast.py [--rounds 5] [--steps 5] [--threads 1] [--device cpu]
+    python benchmarks/autocast.py [--configs convhvae-vampprior,...] [--rounds 5] [--steps 5] [--threads 1] [--device cpu]
 
 Writes ``benchmarks/results/autocast.json``.
 """
@@ -34,7 +34,7 @@ from pyrozoo.data import load
 from pyrozoo.inference import ELBO, scale_latents
 from pyrozoo.nn import set_autocast
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS, select_configs
 MODELS = {"convhvae-vampprior": ("mnist", 100), "pixelhvae-vampprior": ("mnist", 100),
           "sintrovae": ("fashion-mnist", 128)}
 
@@ -98,7 +98,7 @@ def measure(preset, args, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--configs", default=",".join(MODELS), help="presets to time")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -107,12 +107,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS / "autocast.json"))
     args = parser.parse_args(argv)
-    models = args.models.split(",")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    models = select_configs(parser, args, MODELS)
     device = torch.device(args.device)
     out = Path(args.out)
     result = {"setup": f"ELBO training step, Adam {args.lr}, median of {args.rounds} rounds x {args.steps} steps "
