@@ -33,12 +33,10 @@ single-sample Monte-Carlo KL (no closed form for a mixture prior); the best-vali
 
 What still differs (their code first; ranked by how much each is expected to matter at this budget):
 
-1. Warm-up schedule. Theirs (``utils/training.py``, ``train_vae``): one β per epoch, β = epoch / warmup with epochs
-   counted from 1, so the first epoch already runs at β = 1/warmup and epoch ``warmup`` at β = 1. pyrozoo
-   (``inference/annealing.py``, ``linear_warmup`` per step): β rises from 0 at the first step to 1 at the end of
-   epoch ``warmup``. pyrozoo's β is lower by about 0.5/warmup on average in every warm-up epoch (0.1 at
-   warm-up 5) and it trains one epoch fewer at β = 1 (5 of 10 against 6 of 10): a KL term weighted less for
-   longer, at a 10-epoch budget where neither model has converged.
+1. Warm-up schedule: now the same. Theirs (``utils/training.py``, ``train_vae``): one β per epoch, β = epoch /
+   warmup with epochs counted from 1. The preset's default ``kl_schedule="epochs"`` (``inference/annealing.py``,
+   ``epoch_warmup``) does the same; before it, pyrozoo's β rose per step from 0 (``linear_warmup``), about
+   0.5/warmup lower in every warm-up epoch, with one epoch fewer at β = 1 at a 10-epoch budget.
 2. Early stopping (``utils/perform_experiment.py``, ``experiment_vae``): stop when the validation loss has not
    improved for MORE than 50 epochs, the counter held at 0 while epoch < warmup; pyrozoo stops after 50 epochs
    without improvement, counting warm-up epochs too. Validation is their ``calculate_loss`` at β = 1, batch 100,

@@ -73,8 +73,8 @@ def _names(option):
 def _add_option(parser, option):
     names = list(option.flags) if option.flags else [option.flag]
     kw = {"dest": option.name, "default": None, "help": option.help}
-    if option.kind == "bool":
-        parser.add_argument(*names, action="store_true", **kw)
+    if option.kind == "bool":  # --flag / --no-flag: a preset may default to True
+        parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
         return
     kw["metavar"] = option.metavar or {"int": "N", "float": "X", "path": "DIR", "ints": "A,B"}.get(option.kind, "NAME")
     if option.kind == "names":
@@ -171,8 +171,7 @@ def _main_rank() -> bool:
 
 def _train(args) -> int:
     import pyrozoo
-    options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None
-               and getattr(args, name) is not False}
+    options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
     resume = "auto" if args.auto_resume else args.resume
     run = pyrozoo.train(args.preset, out=args.out, config=args.config, resume=resume, overwrite=args.overwrite,
                         **options)

@@ -91,13 +91,14 @@ def test_family_options_are_checked_before_training(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("preset,extra", [("hvae-vampprior", ["--normalize-gradients", "--pseudo-inputs", "20"]),
-                                          ("vampprior-data", ["--pseudo-inputs", "20"])])
+                                          ("vampprior-data", ["--no-normalize-gradients", "--pseudo-inputs", "20"])])
 def test_vampprior_presets_train_evaluate_and_draw_pseudo_inputs(tmp_path, preset, extra):
     out = tmp_path / preset
     assert main(["train", preset, "--epochs", "1", "--eval-samples", "20", "--out", str(out), "--quiet", *extra]) == 0
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    assert config["options"]["normalize_gradients"] == ("--normalize-gradients" in extra)
+    # the VampPrior presets normalise gradients by default (§5.1); --no-normalize-gradients turns it off
+    assert config["options"]["normalize_gradients"] == ("--no-normalize-gradients" not in extra)
     assert summary["test_log_likelihood"] < 0
     for name in ("pseudo_inputs.png", "samples_pseudo_input_0.png", "loglik_hist.png"):
         assert (out / "figures" / name).exists()

@@ -72,7 +72,13 @@ def test_kl_schedules():
     # 4 cycles of 25 steps, rising over the first half of each
     values = [cyclical(s, 100, cycles=4) for s in (0, 6.25, 12.5, 20, 25, 31.25)]
     assert values == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5])
-    with pytest.raises(ValueError, match="unknown KL schedule"):
+    # per epoch (the VampPrior authors'): 12 steps per epoch, warm-up 5 epochs -> 0.2 in all of epoch 0, 1 from epoch 4
+    per_epoch = [kl_weight(s, 60, 120, schedule="epochs", steps_per_epoch=12) for s in (0, 11, 12, 35, 47, 48, 119)]
+    assert per_epoch == pytest.approx([0.2, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    assert kl_weight(3, 0, 120, schedule="epochs", steps_per_epoch=12) == 1.0
+    with pytest.raises(ValueError, match="needs steps_per_epoch >= 1"):
+        kl_weight(0, 60, 120, schedule="epochs")
+    with pytest.raises(ValueError, match="unknown KL schedule 'cosine'; choose from linear, epochs, cyclical"):
         kl_weight(0, 1, 1, schedule="cosine")
     with pytest.raises(ValueError, match="beta"):
         TrainConfig(beta=-1).validate()

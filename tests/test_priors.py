@@ -177,6 +177,27 @@ def test_vampprior_presets_bound_bernoulli_probabilities_like_the_authors_code()
         BernoulliLikelihood((4,), probs_floor=0.7)
 
 
+@pytest.mark.parametrize("preset", ["vampprior", "hvae-vampprior", "pixelhvae-vampprior"])
+def test_vampprior_presets_train_with_normalised_gradients_and_a_per_epoch_warmup(preset, digits, tmp_path):
+    """§5.1: Adam with normalised gradients; the authors' warm-up holds β = e / warmup through epoch e
+    (counted from 1). A run of the preset's defaults steps β 0.05, 0.10, ... per epoch at warm-up 20."""
+    import pyrozoo
+    from pyrozoo.inference import SVIStrategy
+    from pyrozoo.runs.engine import train_config
+    small = {"z_dim": 2, "hidden": [8], "num_components": 3}
+    run = pyrozoo.train(preset, "digits", tmp_path / "run", epochs=1, evaluate=False, quiet=True, **small)
+    cfg = train_config(run.config["options"])
+    assert cfg.normalize_gradients and cfg.kl_schedule == "epochs" and cfg.warmup == 20
+    assert run.metrics[0]["beta"] == pytest.approx(0.10)  # the β of the step after epoch 0
+    strategy = SVIStrategy(zoo.build("vampprior", event_shape=digits.event_shape), digits, cfg)
+    spe = strategy.steps_per_epoch
+    betas = []
+    for step in (0, spe - 1, spe, 19 * spe - 1, 19 * spe):
+        strategy.step = step
+        betas.append(strategy.beta())
+    assert betas == pytest.approx([0.05, 0.05, 0.10, 0.95, 1.0])
+
+
 def test_vampprior_data_uses_fixed_training_images(digits):
     model = zoo.build("vampprior-data", event_shape=digits.event_shape, data=digits.train, num_components=20)
     u = model.prior.pseudo_inputs()

@@ -7,8 +7,8 @@
 - :class:`RunDirectory`: locking, atomic files, safe checkpoint loading.
 """
 
-from pyrozoo.inference.annealing import (SCHEDULES, LatentScaleMessenger, cyclical, kl_weight, linear_warmup,
-                                        scale_latents)
+from pyrozoo.inference.annealing import (SCHEDULES, LatentScaleMessenger, cyclical, epoch_warmup, kl_weight,
+                                        linear_warmup, scale_latents)
 from pyrozoo.inference.freebits import FreeBitsELBO, free_bits_kl
 from pyrozoo.inference.game import IntroConfig, IntroStrategy, multistep_lr, switch_prior
 from pyrozoo.inference.introspective import IntroLossSettings, decoder_loss, encoder_loss, vae_loss
@@ -29,7 +29,7 @@ from pyrozoo.inference.traces import get_traces
 
 __all__ = ["kl_to_prior", "prior_noise", "sample_prior", "stop_gradient", "Progress", "check_finite", "atomic_write",
            "read_json", "write_json", "get_traces", "SCHEDULES", "cyclical", "kl_weight", "FreeBitsELBO",
-           "free_bits_kl", "LatentScaleMessenger", "linear_warmup", "scale_latents", "load_checkpoint",
+           "free_bits_kl", "LatentScaleMessenger", "linear_warmup", "epoch_warmup", "scale_latents", "load_checkpoint",
            "save_checkpoint", "ELBO", "IWAE", "OBJECTIVES", "elbo_from_traces", "log_weights", "make_objective",
            "TrainConfig", "SVIStrategy", "TrainingDiverged", "TrainingLoop", "Strategy", "Logger", "check_device",
            "mean_elbo", "normalize_gradients", "TwoPhaseStrategy", "IntroConfig", "IntroLossSettings", "IntroStrategy",

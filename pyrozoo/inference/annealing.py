@@ -57,13 +57,30 @@ def cyclical(step, total_steps, cycles=4, ratio=0.5):
     return min(1.0, phase / ratio)
 
 
-SCHEDULES = ("linear", "cyclical")
+def epoch_warmup(step, warmup_steps, steps_per_epoch):
+    """β held constant within an epoch and raised by 1 / W per epoch, W = ``warmup_steps`` /
+    ``steps_per_epoch`` warm-up epochs: β = min(1, (e + 1) / W) in epoch e = 0, 1, ... (1 when W is 0).
+    The first epoch already trains at β = 1/W and epoch W − 1 at β = 1: the VampPrior authors'
+    warm-up (jmtomczak/vae_vampprior, ``utils/training.py``: β = epoch / warmup with epochs counted
+    from 1); Tomczak & Welling (2018, §5) only say that β rises to 1 over the warm-up epochs."""
+    if warmup_steps <= 0:
+        return 1.0
+    if steps_per_epoch is None or steps_per_epoch < 1:
+        raise ValueError(f"the 'epochs' KL schedule needs steps_per_epoch >= 1, got {steps_per_epoch!r}")
+    epochs = warmup_steps / steps_per_epoch
+    return min(1.0, (step // steps_per_epoch + 1) / epochs)
 
 
-def kl_weight(step, warmup_steps, total_steps, beta=1.0, schedule="linear", cycles=4):
-    """The KL weight at ``step``: ``beta`` times the linear warm-up or the cyclical schedule."""
+SCHEDULES = ("linear", "epochs", "cyclical")
+
+
+def kl_weight(step, warmup_steps, total_steps, beta=1.0, schedule="linear", cycles=4, steps_per_epoch=None):
+    """The KL weight at ``step``: ``beta`` times the linear warm-up (per step, from 0), the per-epoch
+    warm-up of :func:`epoch_warmup` (``"epochs"``, needs ``steps_per_epoch``) or the cyclical schedule."""
     if schedule == "linear":
         return beta * linear_warmup(step, warmup_steps)
+    if schedule == "epochs":
+        return beta * epoch_warmup(step, warmup_steps, steps_per_epoch)
     if schedule == "cyclical":
         return beta * cyclical(step, total_steps, cycles)
     raise ValueError(f"unknown KL schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")

@@ -220,7 +220,7 @@ class SVIStrategy(Strategy):
         """The KL weight at the current step (warm-up or cyclical schedule times β)."""
         cfg = self.config
         spe = self.steps_per_epoch
-        return kl_weight(self.step, cfg.warmup * spe, cfg.epochs * spe, cfg.beta, cfg.kl_schedule, cfg.cycles)
+        return kl_weight(self.step, cfg.warmup * spe, cfg.epochs * spe, cfg.beta, cfg.kl_schedule, cfg.cycles, spe)
 
     # -- a training step captured in a CUDA graph ------------------------------------------------
     def _check_graph(self):

@@ -126,7 +126,8 @@ OPTIONS = _options(
     Option("lr", "float", "learning rate (Adam)", positive=True, resumable=True, default=1e-3),
     Option("warmup", "int", "KL warm-up epochs (beta from 0 to 1)", regimes=EPOCHS, minimum=0, default=0),
     Option("beta", "float", "constant weight of the KL term (beta-VAE)", regimes=EPOCHS, minimum=0.0, default=1.0),
-    Option("kl_schedule", "str", "KL annealing: linear warm-up or cyclical", regimes=EPOCHS, choices=("@schedule",),
+    Option("kl_schedule", "str", "KL annealing: linear warm-up per step, warm-up per epoch (epochs: beta = "
+           "(e+1)/warmup in epoch e, the VampPrior authors') or cyclical", regimes=EPOCHS, choices=("@schedule",),
            default="linear"),
     Option("cycles", "int", "cycles of the cyclical KL schedule", regimes=EPOCHS, minimum=1, default=4),
     Option("patience", "int", "early-stopping patience in epochs (validation ELBO)", regimes=EPOCHS, minimum=1,

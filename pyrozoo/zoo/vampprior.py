@@ -15,7 +15,10 @@ from pyrozoo.zoo.registry import STANDARD_REPORT, checked, register, with_prior
 
 PRIORS = ("standard", "mog", "vampprior", "vampprior-data", "vampprior-weighted")
 _LOGVAR = (-6.0, 2.0)  # the authors' hardtanh bounds on log-variances
-_VAMP_DEFAULTS = {"epochs": 100, "lr": 5e-4, "warmup": 20, "patience": 50}
+#: Adam with normalised gradients (§5.1 of the paper); the KL warm-up rises per epoch, β = (e + 1) / warmup in epoch
+#: e, as in the authors' code (the paper only says warm-up)
+_VAMP_DEFAULTS = {"epochs": 100, "lr": 5e-4, "warmup": 20, "kl_schedule": "epochs", "normalize_gradients": True,
+                  "patience": 50}
 
 
 @checked
