@@ -100,6 +100,12 @@ def stein_table(res):
     return "\n".join(lines)
 
 
+def _ratio(rows):
+    """`` (stein-m5 step ×r)`` for the ``@time`` jobs: the step-time ratio they measured side by side."""
+    ratios = [r["time_ratio"] for r in rows if r.get("time_ratio")]
+    return f" (stein-m5 step ×{', '.join(f'{x:.2f}' for x in ratios)})" if ratios else ""
+
+
 def stein_compute_table(res):
     """The Stein hyperprior against equal-compute baselines (benchmarks/stein_hyperprior.py, entries
     ``data/config/sSEED``): the mean over seeds with each seed's value in parentheses."""
@@ -132,7 +138,8 @@ def stein_compute_table(res):
                      f"{cell(rows, 'q_m_min_pairwise_distance', '{:.3f}')} | "
                      f"{cell(rows, 'q_m_min_distance_in_scales', '{:.1f}')} | {charts} | "
                      f"{cell(rows, 'final_mean_force_ratio', '{:.2g}')} | "
-                     f"{' / '.join(str(r['epochs']) for r in rows)} | {cell(rows, 'seconds_per_epoch', '{:.1f}')} | "
+                     f"{' / '.join(str(r['epochs']) for r in rows)}{_ratio(rows)} | "
+                     f"{cell(rows, 'seconds_per_epoch', '{:.1f}')} | "
                      f"{cell(rows, 'training_minutes', '{:.0f}')} |")
     return "\n".join(lines)
 

@@ -14,8 +14,8 @@ default Adam, so the ratios measure the objective, not the optimiser):
   (``pyrozoo.evaluation.log_likelihood``) against a hand-written vectorised loop (one encoder pass
   per point, samples in chunks) on the same ``vae`` weights.
 
-Each round times ``--steps`` steps of every variant in turn; figures are medians over ``--rounds``
-rounds, ratios are pyrozoo / hand-written (for throughput, pyrozoo / hand-written points per second).
+Each round times ``--steps`` steps of every variant in turn (in reverse order every other round, so that no
+variant always runs first); figures are medians over ``--rounds`` rounds, ratios are pyrozoo / hand-written (for throughput, pyrozoo / hand-written points per second).
 
     python benchmarks/speed.py [--rounds 6] [--steps 100] [--ll-points 20] [--device cpu]
 
@@ -219,10 +219,11 @@ def main(argv=None):
             for fn in fns.values():
                 for x in (batches[:5] if group != "log_likelihood" else [test[:2]]):
                     fn(x)
-        for _ in range(args.rounds):
+        for r in range(args.rounds):
             for group, fns in groups.items():
                 items = batches if group != "log_likelihood" else [test]
-                for name, fn in fns.items():
+                order = list(fns.items())
+                for name, fn in (order if r % 2 == 0 else order[::-1]):  # alternate: no variant always first
                     times[group][name].append(_timed(fn, items, device) / len(items))
     median = {g: {n: statistics.median(t) for n, t in v.items()} for g, v in times.items()}
     ms = {g: {n: round(t * 1e3, 3) for n, t in v.items()} for g, v in median.items() if g != "log_likelihood"}

@@ -90,3 +90,26 @@ def test_trainer_applies_beta_and_cyclical_schedule(digits, tmp_path):
     betas = [json.loads(line)["beta"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     # 12 steps per epoch, 2 cycles of 24 steps rising over 12: β after steps 12, 24, 36, 48
     assert betas == pytest.approx([4.0, 0.0, 4.0, 0.0], abs=1e-6)
+
+
+def test_the_short_kl_against_the_standard_prior_equals_torchs_and_is_taken():
+    from pyrozoo.distributions import StandardNormalPrior
+    from pyrozoo.inference.objectives import _analytic_kl
+    torch.manual_seed(0)
+    loc = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(7, 5, dtype=torch.float64).add(0.05).requires_grad_()
+    q = torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+    prior = StandardNormalPrior(5).double()()
+    assert prior.standard_normal
+    ours = _analytic_kl(q, prior)
+    reference = torch.distributions.kl_divergence(q, prior)
+    torch.testing.assert_close(ours, reference)
+    g_ours = torch.autograd.grad(ours.sum(), (loc, scale))
+    g_ref = torch.autograd.grad(reference.sum(), (loc, scale))
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b)
+    # not taken for another prior: the registry's form, whatever it is, and None without one
+    other = torch.distributions.Independent(torch.distributions.Normal(torch.ones(5, dtype=torch.float64),
+                                                                       2 * torch.ones(5, dtype=torch.float64)), 1)
+    torch.testing.assert_close(_analytic_kl(q, other), torch.distributions.kl_divergence(q, other))
+    assert (_analytic_kl(q, other) - _analytic_kl(q, prior)).abs().min() > 0.1

@@ -21,8 +21,19 @@ from pyrozoo.inference.traces import get_traces, masked, particle_dim, sample_si
 _KL_CACHE = {}
 
 
+def standard_normal_kl(loc, scale):
+    """KL(N(loc, diag scale²) ‖ N(0, I)) = Σ_d ½ (loc² + scale² − 1) − log scale over the last dim:
+    ``(..., D)`` -> ``(...)``. Fewer operations than the registered Normal-Normal form."""
+    return (0.5 * (loc.pow(2) + scale.pow(2) - 1.0) - scale.log()).sum(-1)
+
+
 def _analytic_kl(guide_fn, model_fn):
-    """KL(guide ‖ model) per batch element if a closed form is registered, else None."""
+    """KL(guide ‖ model) per batch element if a closed form is registered, else None (a diagonal
+    Gaussian against a prior marked ``standard_normal``, as :class:`StandardNormalPrior` marks its
+    distribution, takes :func:`standard_normal_kl`)."""
+    if getattr(model_fn, "standard_normal", False) and isinstance(guide_fn, torch.distributions.Independent) \
+            and guide_fn.reinterpreted_batch_ndims == 1 and isinstance(guide_fn.base_dist, torch.distributions.Normal):
+        return standard_normal_kl(guide_fn.base_dist.loc, guide_fn.base_dist.scale)
     key = (type(guide_fn), type(model_fn), type(getattr(guide_fn, "base_dist", None)),
            type(getattr(model_fn, "base_dist", None)))
     if _KL_CACHE.get(key) is False:
