@@ -7,10 +7,10 @@ parameters. Everything outside those networks stays in float32: the likelihoods,
 the loss itself; and everything under ``torch.no_grad()`` runs in float32 as well, so validation
 ELBOs, importance-sampled log-likelihoods, active units and k̂ never see bfloat16.
 
-Why only these networks: a training step of the convolutional HVAE's coders (MNIST, batch 100) ran
-1.9× faster and a residual Soft-IntroVAE coder step (32 × 32 × 3, batch 32) 1.8× faster under bf16
-autocast on this project's AMD EPYC CPU (AVX-512 BF16; ``benchmarks/speed.py``), while the MLP
-coders of the other presets are too small for the casts to pay off. bfloat16 keeps float32's
+Measured (``benchmarks/autocast.py``, one thread of this project's AMD EPYC CPU with AVX-512 BF16): the ELBO
+training step of ``convhvae-vampprior`` ran 2.02× faster, ``pixelhvae-vampprior`` 2.16× and the
+Soft-IntroVAE residual coders (FashionMNIST, batch 128) 1.67×. The MLP coders are not decorated yet,
+although a bare timing of the ``vae`` preset's MLPs gained 2.5× as well. bfloat16 keeps float32's
 exponent range, so no loss scaling is needed (unlike float16).
 """
 
@@ -59,7 +59,7 @@ def set_autocast(model: nn.Module, name: str | None) -> int:
     (``name="bf16"``) or in full precision again (``name=None``); returns how many networks changed.
 
     Raises ``ValueError`` for an unknown ``name``, and for ``"bf16"`` when ``model`` has none of
-    those networks (its MLP coders would gain nothing)."""
+    those networks (MLP coders are not decorated yet)."""
     if name is not None and name not in AUTOCAST_DTYPES:
         raise ValueError(f"unknown autocast {name!r}; choose from {', '.join(AUTOCAST_DTYPES)} (or None: float32)")
     modules = autocast_modules(model)
