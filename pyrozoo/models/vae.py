@@ -58,10 +58,11 @@ class VAE(ZooModel):
         scale = self._direct_scale(x, num_data)
         q = self.encoder(x)
         z = q.rsample()
-        elbo = self.decoder(z).log_prob(x).sum() * scale
+        per_point = self.decoder(z).log_prob(x)
         if torch.is_tensor(beta) or beta != 0:  # a tensor β (a captured CUDA graph) always scores the KL
-            elbo = elbo - latent_term(q, self.prior(), z, analytic_kl).sum() * (beta * scale)
-        return elbo
+            kl = latent_term(q, self.prior(), z, analytic_kl)
+            per_point = per_point - (kl if not torch.is_tensor(beta) and beta == 1 else beta * kl)
+        return per_point.sum() * scale  # one sum and one scaling: the fewest operations for autograd
 
     def direct_log_weights(self, x, num_samples):
         """log p(x, z_s) − log q(z_s|x) ``(S, B)`` with one encoder pass for the batch."""
