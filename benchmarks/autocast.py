@@ -1,21 +1,25 @@
-"""bf16 autocast of the convolutional, residual and PixelCNN coders: training-step time and loss,
+"""bf16 autocast of the MLP, convolutional, residual and PixelCNN coders: training-step time and loss,
 float32 against ``autocast="bf16"`` (:mod:`pyrozoo.nn.precision`), measured interleaved in one process.
 
-Three models, each with the same weights and batches in both precisions (a copy of the model per
+Six models, each with the same weights and batches in both precisions (a copy of the model per
 precision, both updated by Adam 5e-4 through pyrozoo's ELBO as the training loop calls it):
 
 - ``convhvae-vampprior``: the ConvHVAE (gated convolutional coders, K = 500), MNIST, batch 100;
 - ``pixelhvae-vampprior``: the same with the PixelCNN decoder;
 - ``sintrovae``: the Soft-IntroVAE residual coders, FashionMNIST, batch 128 (an ELBO step: the
-  introspective game takes three such encoder/decoder passes per iteration).
+  introspective game takes three such encoder/decoder passes per iteration);
+- ``vae``, ``vampprior``, ``hvae-vampprior``: the MLP and gated-MLP presets, MNIST, batch 100 (50 steps a
+  round: their steps take milliseconds).
 
 Per model: the median milliseconds per step over ``--rounds`` rounds of ``--steps`` steps, the speed-up
 float32 / bf16, and the relative difference of the two losses on the first batch at equal weights
 (numerical safety: bf16 keeps float32's exponent, and losses, likelihoods and evaluation stay float32).
 
-    python benchmarks/autocast.py [--configs convhvae-vampprior,...] [--rounds 5] [--steps 5] [--threads 1] [--device cpu]
+    python benchmarks/autocast.py [--configs convhvae-vampprior,...] [--rounds 5] [--steps N] [--threads 1]
+                                  [--device cpu]
 
-Writes ``benchmarks/results/autocast.json``.
+Writes ``benchmarks/results/autocast.json``; a run of some ``--configs`` replaces their rows and keeps the others
+(measured on the same device).
 """
 
 import argparse
@@ -35,8 +39,10 @@ from pyrozoo.inference import ELBO, scale_latents
 from pyrozoo.nn import set_autocast
 
 from common import RESULTS, select_configs
-MODELS = {"convhvae-vampprior": ("mnist", 100), "pixelhvae-vampprior": ("mnist", 100),
-          "sintrovae": ("fashion-mnist", 128)}
+#: preset -> (data set, batch size, steps a round unless --steps)
+MODELS = {"convhvae-vampprior": ("mnist", 100, 5), "pixelhvae-vampprior": ("mnist", 100, 5),
+          "sintrovae": ("fashion-mnist", 128, 5), "vae": ("mnist", 100, 50), "vampprior": ("mnist", 100, 50),
+          "hvae-vampprior": ("mnist", 100, 50)}
 
 
 def _loss_fn(model, num_data):
@@ -64,9 +70,9 @@ def _sync(device):
 
 def measure(preset, args, device):
     """Timings and loss agreement of one preset (see the module docstring)."""
-    dataset, batch_size = MODELS[preset]
+    dataset, batch_size, num_steps = MODELS[preset]
     data = load(dataset, data_dir=args.data_dir, binarize=True)
-    batches = [data.binarized(x).to(device) for _, x in zip(range(args.steps),
+    batches = [data.binarized(x).to(device) for _, x in zip(range(args.steps or num_steps),
                                                             data.batches("train", batch_size, shuffle=True))]
     torch.manual_seed(0)
     full = zoo.build(preset, event_shape=data.event_shape).to(device)
@@ -89,7 +95,8 @@ def measure(preset, args, device):
             _sync(device)
             times[name].append((time.perf_counter() - start) / len(batches))
     ms = {name: round(statistics.median(t) * 1e3, 1) for name, t in times.items()}
-    return {"dataset": dataset, "batch_size": batch_size, "ms_per_step": ms,
+    return {"dataset": dataset, "batch_size": batch_size, "steps": len(batches), "rounds": args.rounds,
+            "ms_per_step": ms,
             "speedup": round(ms["float32"] / ms["bf16"], 3),
             "loss_float32": loss_full, "loss_bf16": loss_half,
             "loss_relative_difference": abs(loss_half - loss_full) / abs(loss_full),
@@ -100,7 +107,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(MODELS), help="presets to time")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, help="steps a round (default: 5 for the convolutional presets, 50 "
+                        "for the MLP ones)")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int)
@@ -110,11 +118,15 @@ def main(argv=None):
     models = select_configs(parser, args, MODELS)
     device = torch.device(args.device)
     out = Path(args.out)
-    result = {"setup": f"ELBO training step, Adam {args.lr}, median of {args.rounds} rounds x {args.steps} steps "
-                       "(float32 and bf16 interleaved), the presets' default sizes",
+    result = {"setup": f"ELBO training step, Adam {args.lr}, median of {args.rounds} rounds x "
+                       f"{args.steps or 'N'} steps (float32 and bf16 interleaved), the presets' default sizes",
               "device": args.device + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "models": {}}
+    if out.exists():  # keep the other presets' rows of an earlier run on the same device
+        earlier = json.loads(out.read_text())
+        if earlier.get("device") == result["device"]:
+            result["models"] = {k: v for k, v in earlier.get("models", {}).items() if k not in models}
     with pyro.validation_enabled(False):
         for preset in models:
             result["models"][preset] = measure(preset, args, device)

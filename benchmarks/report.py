@@ -220,8 +220,8 @@ def autocast_table(res):
     lines = ["| preset | data, batch | float32 ms | bf16 ms | speed-up | relative loss difference |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, r in res["models"].items():
-        lines.append(f"| {name} | {r['dataset']}, {r['batch_size']} | {r['ms_per_step']['float32']:.0f} | "
-                     f"{r['ms_per_step']['bf16']:.0f} | **{r['speedup']:.2f}×** | {r['loss_relative_difference']:.1e} |")
+        lines.append(f"| {name} | {r['dataset']}, {r['batch_size']} | {r['ms_per_step']['float32']:.1f} | "
+                     f"{r['ms_per_step']['bf16']:.1f} | **{r['speedup']:.2f}×** | {r['loss_relative_difference']:.1e} |")
     return "\n".join([f"Setup: {res['setup']}; device {res['device']}, {res['threads']} thread(s), torch "
                       f"{res['torch']}.", "", *lines])
 

@@ -139,6 +139,10 @@ class RiemannianVAE(VAE):
     ``model``/``guide`` work with plain Pyro SVI in either phase.
     """
 
+    #: bf16 autocast (pyrozoo.nn.precision) is refused: see the sentence
+    autocast_refused = ("its metric Jacobians and geodesic energies differentiate the decoder, and their "
+                        "accuracy in bfloat16 has not been checked")
+
     def __init__(self, encoder, decoder, prior):
         super().__init__(encoder, decoder, prior)
         for part in (encoder, prior):

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from pyrozoo.nn.precision import autocast_forward
+
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
 
@@ -30,7 +32,16 @@ class GatedDense(Gated):
         super().__init__(nn.Linear(in_features, out_features), nn.Linear(in_features, out_features), activation)
 
 
-class MLP(nn.Sequential):
+class DenseStack(nn.Sequential):
+    """``nn.Sequential`` of dense layers whose forward honours :func:`~pyrozoo.nn.precision.set_autocast`
+    (bf16 while training, float32 out)."""
+
+    @autocast_forward
+    def forward(self, x):
+        return super().forward(x)
+
+
+class MLP(DenseStack):
     """A stack of dense layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
     Hidden layers use ``activation`` (a name from ``relu, elu, tanh, leaky_relu``) or, with
@@ -82,4 +93,4 @@ def gated_mlp(sizes):
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"gated_mlp needs at least two positive sizes, got {sizes}")
-    return he_init(nn.Sequential(*[GatedDense(a, b) for a, b in zip(sizes[:-1], sizes[1:])]))
+    return he_init(DenseStack(*[GatedDense(a, b) for a, b in zip(sizes[:-1], sizes[1:])]))

@@ -1,4 +1,4 @@
-"""bf16 autocast of the convolutional, residual and PixelCNN coders while they train.
+"""bf16 autocast of the MLP, convolutional, residual and PixelCNN coders while they train.
 
 A network whose ``forward`` carries :func:`autocast_forward` runs under ``torch.autocast`` with the
 dtype set by :func:`set_autocast` (convolutions and matrix products in bfloat16, accumulated in
@@ -9,9 +9,13 @@ ELBOs, importance-sampled log-likelihoods, active units and k̂ never see bfloat
 
 Measured (``benchmarks/autocast.py``, one thread of this project's AMD EPYC CPU with AVX-512 BF16): the ELBO
 training step of ``convhvae-vampprior`` ran 2.02× faster, ``pixelhvae-vampprior`` 2.16× and the
-Soft-IntroVAE residual coders (FashionMNIST, batch 128) 1.67×. The MLP coders are not decorated yet,
-although a bare timing of the ``vae`` preset's MLPs gained 2.5× as well. bfloat16 keeps float32's
-exponent range, so no loss scaling is needed (unlike float16).
+Soft-IntroVAE residual coders (FashionMNIST, batch 128) 1.67×; for the MLP presets see the README's
+table from the same benchmark. bfloat16 keeps float32's exponent range, so no loss scaling is needed
+(unlike float16).
+
+A model class may refuse the flag with a class attribute ``autocast_refused`` (a sentence saying
+why): the R-VAE does, because its metric Jacobians and geodesic energies differentiate the decoder
+and their accuracy under bfloat16 has not been checked.
 """
 
 import functools
@@ -55,18 +59,20 @@ def autocast_modules(model: nn.Module) -> list:
 
 
 def set_autocast(model: nn.Module, name: str | None) -> int:
-    """Train the convolutional, residual and PixelCNN networks of ``model`` under bf16 autocast
+    """Train the MLP, convolutional, residual and PixelCNN networks of ``model`` under bf16 autocast
     (``name="bf16"``) or in full precision again (``name=None``); returns how many networks changed.
 
     Raises ``ValueError`` for an unknown ``name``, and for ``"bf16"`` when ``model`` has none of
-    those networks (MLP coders are not decorated yet)."""
+    those networks or its class refuses it (``autocast_refused``)."""
     if name is not None and name not in AUTOCAST_DTYPES:
         raise ValueError(f"unknown autocast {name!r}; choose from {', '.join(AUTOCAST_DTYPES)} (or None: float32)")
+    refused = getattr(type(model), "autocast_refused", None)
+    if name is not None and refused:
+        raise ValueError(f"autocast {name!r} is not offered for {type(model).__name__}: {refused}")
     modules = autocast_modules(model)
     if name is not None and not modules:
-        raise ValueError(f"autocast {name!r} applies to convolutional, residual and PixelCNN coders, and "
-                         f"{type(model).__name__} has none (presets with them: convhvae-vampprior, "
-                         "pixelhvae-vampprior and the Soft-IntroVAE image presets)")
+        raise ValueError(f"autocast {name!r} applies to MLP, convolutional, residual and PixelCNN coders, and "
+                         f"{type(model).__name__} has none")
     for module in modules:
         module.autocast_dtype = None if name is None else AUTOCAST_DTYPES[name]
     return len(modules)

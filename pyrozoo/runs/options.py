@@ -147,8 +147,8 @@ OPTIONS = _options(
            "aot_eager: captured graphs run eagerly)", regimes=EPOCHS, choices=("inductor", "aot_eager")),
     Option("cuda_graph", "bool", "capture the training step (forward, backward, Adam) in a CUDA graph and replay it "
            "(device cuda, one process, the elbo objective, VAE/HVAE presets)", regimes=("svi",), default=False),
-    Option("autocast", "str", "train the convolutional, residual and PixelCNN coders under bf16 autocast (losses, "
-           "likelihoods and every evaluation stay float32; convhvae/pixelhvae and the Soft-IntroVAE image presets)",
+    Option("autocast", "str", "train the MLP, convolutional, residual and PixelCNN coders under bf16 autocast "
+           "(losses, likelihoods and every evaluation stay float32; the R-VAE presets refuse it)",
            choices=("bf16",), resumable=True),
     Option("particle_lr", "float", "stein-hyperprior: Adam step of the Stein particles", regimes=("smi",),
            positive=True, resumable=True, default=1e-2),
