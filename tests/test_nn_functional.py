@@ -44,6 +44,20 @@ def test_bce_matches_torch_in_value_and_in_both_gradients():
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_bce_of_binary_targets_is_accurate_in_the_confident_tails(requires_grad):
+    """Against float64 and relative to max(1e-30, value): a confident correct pixel (x = 1, l = 30) costs
+    its true 1e-13 nats, not the rounding of 30 − 30 + ..."""
+    logits = _grid().repeat(2).requires_grad_(requires_grad)
+    target = torch.cat([torch.zeros(len(logits) // 2), torch.ones(len(logits) // 2)])
+    ld, xd = logits.detach().double(), target.double()
+    reference = torch.relu(ld) - ld * xd + torch.log1p(torch.exp(-ld.abs()))
+    ours = PF.binary_cross_entropy_with_logits(logits, target).detach().double()
+    small = reference < 1
+    assert ((ours - reference).abs()[small] <= 6e-8 + 2e-7 * reference[small]).all()
+    assert ((ours - reference).abs()[~small] / reference[~small]).max() < 2e-7
+
+
 def test_custom_backward_passes_agree_with_finite_differences():
     x = (torch.randn(5, 7, dtype=torch.float64) * 4).requires_grad_()
     t = torch.rand(5, 7, dtype=torch.float64).requires_grad_()
