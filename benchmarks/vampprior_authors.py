@@ -19,6 +19,11 @@ the same draws, the ELBO, on the same first ``--test-points`` test images. Comma
         --seeds 0 --train-points 2000 --test-points 50 --samples 100 --threads 1 --check-evaluator \\
         --results /tmp/smoke.json
 
+``--sides pyrozoo-same-init`` trains the preset once more per seed, started from the authors' initial weights of
+that seed (:func:`authors_initial_weights`; their run starts from the same ones): with the initial draw shared,
+the gap ``gap_same_init_*`` measures the two codes alone, where the plain gap also carries the luck of two
+independent initial draws.
+
 Results (``benchmarks/results/vampprior_authors.json`` by default) are rewritten after every job (one model of
 one seed); a killed run skips finished jobs, and each training continues from its checkpoint under
 ``benchmarks/runs/vampprior_authors/``.
@@ -102,6 +107,7 @@ from common import RESULTS, RUNS, load_results, save_entry, save_results, train_
 AUTHORS_FILES = ("models/VAE.py", "models/Model.py", "utils/nn.py", "utils/distributions.py", "utils/optimizer.py",
                  "utils/visual_evaluation.py", "utils/training.py")
 FOLDER = "vampprior_authors"
+SIDES = ("pyrozoo", "authors", "pyrozoo-same-init")
 BATCH, LR, Z_DIM, K = 100, 5e-4, 40, 500
 EARLY_STOPPING = 50  # their experiment.py --early_stopping_epochs
 EVAL_BATCH, EVAL_CHUNK = 20, 50  # test points per batch, draws per chunk: 1000 z at a time
@@ -361,6 +367,27 @@ def first_train_points(n):
         engine.load_dataset = original
 
 
+@contextlib.contextmanager
+def authors_initial_weights(authors, seed, device):
+    """While active, every model pyrozoo's run engine builds (``engine.build_model``) starts from the initial
+    weights of the authors' ``VAE`` built as :func:`train_authors` builds it (``torch.manual_seed(seed)`` then
+    ``VAE(args)``), copied by :func:`copy_authors_weights`; a model loaded from a checkpoint is then overwritten
+    by it as usual. With it the two trainings differ only in their code, not in their initial draw."""
+    original = engine.build_model
+
+    def build_from_theirs(config, event_shape, data=None):
+        model = original(config, event_shape, data)
+        torch.manual_seed(seed)
+        copy_authors_weights(authors.VAE(authors_args(1, 1, seed, 1, device)), model)
+        return model
+
+    engine.build_model = build_from_theirs
+    try:
+        yield
+    finally:
+        engine.build_model = original
+
+
 def truncate(data, n):
     """``data`` with its training split cut to the first ``n`` images (all when ``n`` is 0)."""
     if n:
@@ -385,9 +412,11 @@ def mean_and_error(values):
                                                                              4)}
 
 
-def run_pyrozoo(args, seed, x_test, tag):
-    """Train the ``vampprior`` preset through the public API and score it; returns its result dict."""
-    with first_train_points(args.train_points):
+def run_pyrozoo(args, seed, x_test, tag, authors=None):
+    """Train the ``vampprior`` preset through the public API and score it; returns its result dict. With
+    ``authors`` (the side ``pyrozoo-same-init``) it starts from their initial weights of the same seed."""
+    same = authors_initial_weights(authors, seed, args.device) if authors is not None else contextlib.nullcontext()
+    with first_train_points(args.train_points), same:
         run = train_run("vampprior", "mnist", FOLDER, tag, epochs=args.epochs, batch_size=BATCH, lr=LR,
                         warmup=args.warmup, normalize_gradients=True, seed=seed, device=str(args.device),
                         quiet=args.quiet, data_dir=args.data_dir)
@@ -421,18 +450,20 @@ def run_authors(args, seed, x_test, tag, authors):
 
 
 def summarise(seeds):
-    """Per-seed gaps (authors − pyrozoo) and their mean ± sd over the seeds that have both models."""
+    """Per-seed gaps (authors − pyrozoo, and authors − pyrozoo from their initial weights: ``gap_same_init_*``)
+    and their mean ± sd over the seeds that have both models."""
     gaps = {}
-    for key in ("test_log_likelihood", "test_elbo"):
-        values = []
-        for entry in seeds.values():
-            if "pyrozoo" in entry and "authors" in entry:
-                entry[f"gap_{key}"] = round(entry["authors"][key] - entry["pyrozoo"][key], 4)
-                values.append(entry[f"gap_{key}"])
-        if values:
-            gaps[f"gap_{key}"] = {"mean": round(statistics.mean(values), 4), "n": len(values),
-                                  "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None}
-    for side in ("pyrozoo", "authors"):
+    for mine, prefix in (("pyrozoo", "gap_"), ("pyrozoo-same-init", "gap_same_init_")):
+        for key in ("test_log_likelihood", "test_elbo"):
+            values = []
+            for entry in seeds.values():
+                if mine in entry and "authors" in entry:
+                    entry[f"{prefix}{key}"] = round(entry["authors"][key] - entry[mine][key], 4)
+                    values.append(entry[f"{prefix}{key}"])
+            if values:
+                gaps[f"{prefix}{key}"] = {"mean": round(statistics.mean(values), 4), "n": len(values),
+                                          "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None}
+    for side in SIDES:
         values = [e[side]["test_log_likelihood"] for e in seeds.values() if side in e]
         if values:
             gaps[f"{side}_test_log_likelihood"] = {"mean": round(statistics.mean(values), 4), "n": len(values),
@@ -447,6 +478,9 @@ def parse(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--sides", default="pyrozoo,authors",
+                   help=f"what to train per seed, from {', '.join(SIDES)}: pyrozoo-same-init is the preset started "
+                        "from the authors' initial weights of the seed (the gap then measures the code alone)")
     p.add_argument("--test-points", type=int, default=2000)
     p.add_argument("--samples", type=int, default=5000, help="importance samples S of log p(x)")
     p.add_argument("--train-points", type=int, default=0, help="first N training images (0: all; smoke tests)")
@@ -463,6 +497,10 @@ def parse(argv=None):
     if missing:
         p.error(f"--authors-code {args.authors_code} is not a checkout of jmtomczak/vae_vampprior: missing "
                 f"{', '.join(missing)} (expected {', '.join(AUTHORS_FILES)})")
+    args.sides = [x.strip() for x in args.sides.split(",") if x.strip()]
+    unknown = [x for x in args.sides if x not in SIDES]
+    if unknown or not args.sides:
+        p.error(f"--sides takes {', '.join(SIDES)} (comma-separated), got {unknown or args.sides}")
     try:
         args.seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
@@ -498,13 +536,17 @@ def main(argv=None):
              f"train points]")
     for seed in args.seeds:
         tag = f"s{seed}-e{args.epochs}-w{args.warmup}" + (f"-n{args.train_points}" if args.train_points else "")
-        for side in ("pyrozoo", "authors"):
+        for side in args.sides:
             done = load_results(args.results).get("seeds", {}).get(str(seed), {}).get(side)
             if done and done.get("budget") == budget:
                 print(f"seed {seed} {side}: already done, skipping")
                 continue
-            result = run_pyrozoo(args, seed, x_test, tag) if side == "pyrozoo" else \
-                run_authors(args, seed, x_test, tag, authors)
+            if side == "authors":
+                result = run_authors(args, seed, x_test, tag, authors)
+            else:
+                same = side == "pyrozoo-same-init"
+                result = run_pyrozoo(args, seed, x_test, tag + ("-same-init" if same else ""),
+                                     authors if same else None)
             result["budget"] = budget
             entry = load_results(args.results).get("seeds", {}).get(str(seed), {})
             entry = {k: v for k, v in entry.items() if not k.startswith("gap_")}
@@ -515,10 +557,11 @@ def main(argv=None):
             print(f"seed {seed} {side}: log p(x) {result['test_log_likelihood']:.2f}, ELBO {result['test_elbo']:.2f}, "
                   f"{result['train_seconds']} s training, {result['eval_seconds']} s evaluation", flush=True)
     summary = load_results(args.results).get("summary", {})
-    gap = summary.get("gap_test_log_likelihood")
-    if gap:
-        sd = f" ± {gap['sd']:.2f}" if gap["sd"] is not None else ""
-        print(f"gap authors − pyrozoo, test log p(x): {gap['mean']:.2f}{sd} nats over {gap['n']} seed(s)")
+    for prefix, what in (("gap_", "pyrozoo"), ("gap_same_init_", "pyrozoo from their initial weights")):
+        gap = summary.get(f"{prefix}test_log_likelihood")
+        if gap:
+            sd = f" ± {gap['sd']:.2f}" if gap["sd"] is not None else ""
+            print(f"gap authors − {what}, test log p(x): {gap['mean']:.2f}{sd} nats over {gap['n']} seed(s)")
 
 
 if __name__ == "__main__":
