@@ -39,6 +39,30 @@ def test_rbf_sigma_jacobian_matches_autodiff():
     torch.testing.assert_close(net.sigma_jacobian(z), jacobian(net.sigma, z))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rbf_features_equal_the_direct_squared_distances(dtype):
+    """φ_k(z) = exp(−λ_k ‖z − c_k‖²) by the expanded product against the (N, K, d) difference form, for
+    points on the centres (φ = 1), near them and far away: the squared distances agree to the rounding of
+    ‖z‖² + ‖c_k‖², φ to 1e-6 absolute, and so do the gradients."""
+    torch.manual_seed(0)
+    eps = torch.finfo(dtype).eps
+    centres = (torch.randn(30, 2) * 4).to(dtype)
+    net = RBFPrecision(centres, 3, bandwidth=torch.rand(30) + 0.05).to(dtype)
+    z = torch.cat([centres[:5], centres[5:10] + 1e-3, torch.randn(40, 2).to(dtype) * 6]).requires_grad_()
+    got = net.features(z)
+    sq = ((z[:, None, :] - centres) ** 2).sum(-1)
+    direct = torch.exp(-net.bandwidth * sq)
+    size = (z * z).sum(-1, keepdim=True) + (centres * centres).sum(-1)
+    tiny = torch.finfo(dtype).tiny
+    assert ((-got.clamp_min(tiny).log() / net.bandwidth - sq)[got > tiny].abs() <= 8 * eps * size[got > tiny]).all()
+    assert torch.allclose(got, direct, rtol=0, atol=1e4 * eps)
+    assert torch.equal(got[torch.arange(5), torch.arange(5)], torch.ones(5, dtype=dtype))
+    w = torch.randn_like(got)
+    g, = torch.autograd.grad((got * w).sum(), z)
+    g_direct, = torch.autograd.grad((direct * w).sum(), z)
+    assert torch.allclose(g, g_direct, rtol=0, atol=1e5 * eps)
+
+
 def test_match_precision_hits_the_target_mean():
     torch.manual_seed(1)
     net = RBFPrecision(torch.randn(20, 2, dtype=D64), 5, bandwidth=0.5).double()
