@@ -43,6 +43,7 @@ def run_config(name, dataset, args):
                     seed=args.seed, device=args.device, quiet=args.quiet, data_dir=args.data_dir)
     report = run.evaluate(num_samples=args.eval_samples, num_points=args.eval_points, parts=("likelihood", "elbo"))
     result = {"preset": preset, "prior": prior, **result_of(run, report),
+              "kl_schedule": run.config["options"]["kl_schedule"],  # rows before it warmed up per step ("linear")
               "wall_seconds": round(time.perf_counter() - start, 1)}
     if dataset == "mnist" and name in PAPER_DYNAMIC_MNIST:
         result["paper_test_log_likelihood"] = PAPER_DYNAMIC_MNIST[name]
