@@ -8,10 +8,10 @@ the same number as −Σ_d BCE-with-logits(l_d, x_d). Written this way the data 
 product, which broadcasts S draws of l ``(S, B, D)`` against the B images ``(B, D)`` without
 expanding them, and only the softplus touches every element: about 20 % less time per evaluation than
 ``Bernoulli(logits).to_event(k).log_prob`` on the importance-sampled log-likelihood's chunks. When a
-gradient is to be taken (training), the fused BCE-with-logits is used instead: its backward, x −
-sigmoid(l) in one pass, is about 20 % faster than the backward of the product and the softplus.
-Both softplus and the cross-entropy are :mod:`pyrozoo.nn.functional`'s, which avoid ``log1p`` on CPU
-(4-6× faster there on this project's CPU build, same numbers to float rounding).
+gradient is to be taken (training), the elementwise cross-entropy is used instead, whose backward is
+σ(l) − x in one pass. Both the softplus and the cross-entropy are :mod:`pyrozoo.nn.functional`'s,
+which avoid ``log1p`` on CPU (4-6× faster there on this project's CPU build, the same numbers to
+float rounding).
 """
 
 import pyro.distributions as dist
