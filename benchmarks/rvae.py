@@ -30,7 +30,7 @@ import torch
 from pyrozoo.data import load
 from pyrozoo.evaluation import elbo_terms, latent_f1
 
-from common import RESULTS, start_results, save_results, seconds_per_epoch, train_run
+from common import RESULTS, start_results, save_entry, seconds_per_epoch, train_run
 
 MODELS = ("rvae", "vae-rbf", "vampprior-rbf")
 #: Tables 1 (MNIST) and 2 (FashionMNIST): (negative ELBO, Rec, KL) as printed, mean over 10 runs;
@@ -61,7 +61,9 @@ def run_one(data, preset, d, seed, args):
     """Train (resumably, through the public API) and evaluate one (model, d, seed); returns its
     result dict."""
     start = time.perf_counter()
-    run = train_run(preset, data.name, "rvae", f"{data.name}-{preset}-d{d}-p{args.phases[0]}_{args.phases[1]}-s{seed}",
+    distance = (args.distance or "geodesic") if preset == "rvae" else None
+    tag = f"{data.name}-{preset}-d{d}-p{args.phases[0]}_{args.phases[1]}-s{seed}" + (f"-{distance}" if distance else "")
+    run = train_run(preset, data.name, "rvae", tag, distance=distance,
                     z_dim=d, phase_epochs=list(args.phases), batch_size=100, lr=1e-3,
                     warmup=args.phases[0] if preset != "rvae" else 0, seed=seed, device=args.device,
                     quiet=args.quiet, data_dir=args.data_dir)
@@ -73,7 +75,8 @@ def run_one(data, preset, d, seed, args):
     return {"neg_elbo": -terms["elbo"].mean().item(), "rec": -terms["reconstruction"].mean().item(),
             "kl": terms["kl"].mean().item(), "f1": f1, "seconds_per_epoch_phase1": seconds_per_epoch(run, 1),
             "seconds_per_epoch_phase2": seconds_per_epoch(run, 2), "wall_seconds": round(time.perf_counter() - start, 1),
-            "prior_t": model.prior.t.item() if hasattr(model.prior, "t") else None}
+            "prior_t": model.prior.t.item() if hasattr(model.prior, "t") else None, "distance": distance,
+            "min_precision": model.decoder.precision.min_precision.item()}
 
 
 def summarise(runs):
@@ -97,6 +100,8 @@ def main(argv=None):
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--dims", default="2,5,10")
     p.add_argument("--seeds", default="0")
+    p.add_argument("--distance", choices=("geodesic", "local"), default=None,
+                   help="the R-VAE heat kernels' squared distance (default: the preset's, geodesic)")
     p.add_argument("--classifier-epochs", type=int, default=100)
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir")
@@ -115,14 +120,15 @@ def main(argv=None):
     out = RESULTS / args.results
     setup = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
              f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
-             f"by Euclidean reparameterisation, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
+             f"by Euclidean reparameterisation, heat-kernel l2 {args.distance or 'geodesic'} (rvae), precision floor "
+             f"1e-9, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
              f"seeds {seeds}, threads {torch.get_num_threads()}, device {args.device}")
     results = start_results(out, "runs", setup)
     for name in args.datasets.split(","):
         data = load(name, data_dir=args.data_dir, binarize=False)
         for d in dims:
             for preset in models:
-                key = f"{data.name}/{preset}/d{d}"
+                key = f"{data.name}/{preset}/d{d}" + ("/local" if preset == "rvae" and args.distance == "local" else "")
                 entry = results["runs"].setdefault(key, {"budget": list(args.phases), "seeds": {}})
                 if entry["budget"] != list(args.phases):
                     entry.update(budget=list(args.phases), seeds={})
@@ -134,7 +140,7 @@ def main(argv=None):
                     if preset in PAPER.get(data.name, {}):
                         entry["paper"] = dict(zip(("neg_elbo", "rec", "kl"), PAPER[data.name][preset][d])) \
                             if d in PAPER[data.name][preset] else None
-                    save_results(out, results)
+                    results = save_entry(out, "runs", key, entry, setup=setup)  # keeps a side-by-side process's rows
                     s = entry["summary"]
                     print(f"{key} seed {seed}: -ELBO {s['neg_elbo'][0]:.2f} rec {s['rec'][0]:.2f} KL {s['kl'][0]:.2f} "
                           f"F1 {s['f1_average'][0]:.3f} s/epoch {s['seconds_per_epoch_phase1'][0]:.1f} + "
@@ -142,15 +148,14 @@ def main(argv=None):
         for d in dims:  # Table 6: the R-VAE's time per epoch relative to the VAE of the same run
             r, v = (results["runs"].get(f"{data.name}/{m}/d{d}", {}).get("summary") for m in ("rvae", "vae-rbf"))
             if r and v:
-                results.setdefault("speed_ratio", {})[f"{data.name}/d{d}"] = {
+                results = save_entry(out, "speed_ratio", f"{data.name}/d{d}", {
                     "phase2": r["seconds_per_epoch_phase2"][0] / v["seconds_per_epoch_phase2"][0],
                     "schedule": ((args.phases[0] * r["seconds_per_epoch_phase1"][0]
                                   + args.phases[1] * r["seconds_per_epoch_phase2"][0])
                                  / (args.phases[0] * v["seconds_per_epoch_phase1"][0]
                                     + args.phases[1] * v["seconds_per_epoch_phase2"][0])),
                     "paper_gpu": PAPER_SECONDS["rvae"][d] / PAPER_SECONDS["vae-rbf"][d] if d in PAPER_SECONDS["rvae"]
-                    else None}
-        save_results(out, results)
+                    else None})
 
 
 if __name__ == "__main__":
