@@ -88,8 +88,8 @@ def test_trainer_applies_beta_and_cyclical_schedule(digits, tmp_path):
     model = zoo.build("beta-vae", event_shape=digits.event_shape)
     fit(model, digits, tmp_path, epochs=4, beta=4.0, kl_schedule="cyclical", cycles=2)
     betas = [json.loads(line)["beta"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    # 12 steps per epoch, 2 cycles of 24 steps rising over 12: β after steps 12, 24, 36, 48
-    assert betas == pytest.approx([4.0, 0.0, 4.0, 0.0], abs=1e-6)
+    # 12 steps per epoch, 2 cycles of 24 steps rising over 12: the β of each epoch's last step (11, 23, 35, 47)
+    assert betas == pytest.approx([4.0 * 11 / 12, 4.0, 4.0 * 11 / 12, 4.0], abs=1e-6)
 
 
 def test_the_short_kl_against_the_standard_prior_equals_torchs_and_is_taken():

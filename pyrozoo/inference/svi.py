@@ -272,16 +272,17 @@ class SVIStrategy(Strategy):
         """One epoch of captured steps (an incomplete last batch is dropped: shapes are static).
         Losses stay on the device and are read once, at the end of the epoch."""
         cfg, n_train = self.config, len(self.dataset.train)
-        total = torch.zeros((), device=self.device)
+        total, beta = torch.zeros((), device=self.device), self.beta()
         for step, [(j, index)] in self.dataset.micro_batches(epoch, cfg.seed, cfg.batch_size):
             if len(index) < cfg.batch_size:
                 continue
             distributed.seed_micro_batch(cfg.seed, epoch, step, j)
-            total += self._graph_step(self.dataset.binarized(self.dataset.train[index]), self.beta()) * (
+            beta = self.beta()
+            total += self._graph_step(self.dataset.binarized(self.dataset.train[index]), beta) * (
                 len(index) / n_train)
             self.step += 1
         check_finite(total, "the loss", f"epoch {epoch + 1} (read once per epoch of a captured step)")
-        return {"train_loss": total.item() / n_train, "beta": self.beta()}
+        return {"train_loss": total.item() / n_train, "beta": beta}
 
     def train_period(self, period):
         cfg, ctx = self.config, self.ctx
@@ -289,7 +290,7 @@ class SVIStrategy(Strategy):
             return self._train_graph_period(self.epoch_offset + period)
         epoch = self.epoch_offset + period
         n_train = len(self.dataset.train)
-        total = 0.0
+        total, beta = 0.0, self.beta()
         batches = self.dataset.micro_batches(epoch, cfg.seed, cfg.batch_size, ctx.rank, ctx.world_size, cfg.accumulate)
         for step, micro in batches:
             beta = self.beta()
@@ -311,7 +312,7 @@ class SVIStrategy(Strategy):
             self.optimizer.step()
             total += loss.item() * points * ctx.world_size / n_train
             self.step += 1
-        record = {"train_loss": total / n_train, "beta": self.beta()}
+        record = {"train_loss": total / n_train, "beta": beta}  # the KL weight of the epoch's last step
         period_metrics = getattr(self.objective, "period_metrics", None)  # e.g. SMI's forces and charts
         if period_metrics is not None:
             record.update(period_metrics(self.model, self.dataset))
