@@ -68,6 +68,9 @@ def main(argv=None):
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--redo", action="store_true",
+                   help="train and score a configuration again even when its row has this budget (e.g. a row "
+                        "measured before the presets' defaults changed)")
     args = p.parse_args(argv)
     configs = select_configs(p, args, CONFIGS)
     full = (2000, 100, 50) if args.full else (50, 20, 50)
@@ -85,7 +88,7 @@ def main(argv=None):
                  f"points, threads {torch.get_num_threads()}, device {args.device}")
         for config in configs:
             done = done_configs.get(config)
-            if done and done.get("budget") == [args.epochs, args.warmup, args.eval_samples]:
+            if done and done.get("budget") == [args.epochs, args.warmup, args.eval_samples] and not args.redo:
                 print(f"{data.name} {config}: already done, skipping")
                 continue
             result = run_config(config, data.name, args)
