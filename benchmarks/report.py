@@ -64,7 +64,8 @@ def rvae_table(res):
         pm = lambda v: f"{v[0]:.2f}" + (f" ± {v[1]:.2f}" if n > 1 else "")  # noqa: E731
         paper = entry.get("paper")
         paper = f"{paper['neg_elbo']} / {paper['rec']} / {paper['kl']}" if paper else "–"
-        lines.append(f"| {data}, {d[1:]} | `{model}` | {distance}, {zeta:.0e} | {pm(s['neg_elbo'])} | {pm(s['rec'])} | {pm(s['kl'])} | {paper} | "
+        lines.append(f"| {data}, {d[1:]} | `{model}` | {distance}, {zeta:.0e} | {pm(s['neg_elbo'])} | {pm(s['rec'])} | "
+                     f"{pm(s['kl'])} | {paper} | "
                      f"{s['f1_average'][0]:.3f} | {s['seconds_per_epoch_phase1'][0]:.1f} + "
                      f"{s['seconds_per_epoch_phase2'][0]:.1f} |")
     ratios = res.get("speed_ratio", {})
