@@ -1,6 +1,7 @@
 """One process of the distributed tests (tests/test_distributed.py starts it with torchrun, or alone).
 
     python dist_worker.py REGIME OUT [--accumulate K] [--stop-after P] [--resume] [--fail-on-rank R]
+                                     [--time-limit S --late-clock-rank R]
 
 Trains a small float64 model of ``REGIME`` (vae, hvae-vampprior, stein-hyperprior, sintrovae-prior,
 rvae) on a subset of the digits and writes, from rank 0, ``OUT/params.pt`` (the final parameters)
@@ -10,7 +11,9 @@ every rank after every step).
 
 import argparse
 import json
+import os
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -97,7 +100,18 @@ def main(argv=None):
     p.add_argument("--stop-after", type=int)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--fail-on-rank", type=int)
+    p.add_argument("--time-limit", type=float)
+    p.add_argument("--late-clock-rank", type=int,
+                   help="this rank's training-loop clock jumps 10^4 s ahead after its first reading")
     args = p.parse_args(argv)
+    if args.late_clock_rank is not None and int(os.environ.get("RANK", 0)) == args.late_clock_rank:
+        from pyrozoo.inference import loop as loop_module
+        clock, readings = loop_module.time.perf_counter, []
+
+        def late():
+            readings.append(None)
+            return clock() + (1e4 if len(readings) > 1 else 0.0)
+        loop_module.time = types.SimpleNamespace(perf_counter=late)
     pyro.clear_param_store()
     checks = {}
     s = strategy(args.regime, args.accumulate, checks)
@@ -113,7 +127,7 @@ def main(argv=None):
     loop = TrainingLoop(s, out / "run")
     if args.resume:
         loop.resume()
-    loop.fit(stop_after=args.stop_after)
+    loop.fit(stop_after=args.stop_after, time_limit=args.time_limit)
     ctx = distributed.context()
     if ctx.main:
         torch.save({k: v.cpu() for k, v in s.model.state_dict().items()}, out / "params.pt")

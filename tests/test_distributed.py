@@ -87,6 +87,19 @@ def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(work):
         assert torch.equal(resumed[name], full[name]), name
 
 
+def test_rank_zeros_clock_decides_the_time_limit_for_every_rank(work):
+    """Rank 1's clock says the 500 s limit has long passed, rank 0's does not: both ranks train
+    all three epochs (a rank that stopped alone would leave the other waiting in a collective)."""
+    full, _ = run_worker("vae", work, 2)
+    out = work / "vae-clock"
+    proc = torchrun("dist_worker.py", "vae", out, "--time-limit", 500, "--late-clock-rank", 1, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["epoch"] for r in json.loads((out / "checks.json").read_text())["history"]] == [1, 2, 3]
+    params = torch.load(out / "params.pt")
+    for name in full:
+        assert torch.equal(params[name], full[name]), name
+
+
 def test_a_rank_that_raises_ends_the_run_on_every_rank(work):
     proc = torchrun("dist_worker.py", "vae", work / "fails", "--fail-on-rank", 1, timeout=240)
     assert proc.returncode != 0

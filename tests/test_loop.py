@@ -43,6 +43,33 @@ def test_resumed_run_matches_uninterrupted(digits, tmp_path):
     assert [r["valid_elbo"] for r in _metrics(tmp_path / "a")] == [r["valid_elbo"] for r in _metrics(tmp_path / "b")]
 
 
+def test_time_limit_stops_between_periods_and_a_resumed_run_finishes_like_an_uninterrupted_one(tmp_path,
+                                                                                                monkeypatch):
+    """A fake clock advances 10 s per period: a 25 s limit lets periods start at 0, 10 and 20 s and
+    stops before the fourth; the checkpoint holds three whole periods and resuming ends where an
+    uninterrupted run ends."""
+    from pyrozoo.inference import loop as loop_module
+    full, _ = snapshots()
+    clock = [0.0]
+
+    class Slow(ScriptedStrategy):
+        def train_period(self, period):
+            clock[0] += 10.0
+            return super().train_period(period)
+
+    monkeypatch.setattr(loop_module.time, "perf_counter", lambda: clock[0])
+    loop = TrainingLoop(Slow(), tmp_path)
+    result = loop.fit(time_limit=25.0)
+    assert result["epochs"] == 3 and result["stopped_by_time_limit"] and not result["stopped_early"]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["loop"]["period"] == 3
+    resumed = TrainingLoop(ScriptedStrategy(), tmp_path).resume()
+    final = resumed.fit()
+    assert final["epochs"] == 6 and not final["stopped_by_time_limit"]
+    assert torch.equal(resumed.model.weight, full.model.weight)
+    with pytest.raises(ValueError, match="time_limit must be a positive number of seconds"):
+        TrainingLoop(ScriptedStrategy()).fit(time_limit=0)
+
+
 def test_resume_maps_optimizer_state_by_parameter_name(digits, tmp_path):
     """A checkpoint whose optimiser listed the parameters in another order (another version of a
     model class) resumes onto the right parameters and finishes like the uninterrupted run."""

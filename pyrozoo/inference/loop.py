@@ -148,6 +148,7 @@ class TrainingLoop:
         self.best_period = 0
         self.stage = None
         self.stopped_early = False
+        self.stopped_by_time_limit = False
         self.history: list[dict] = []
         self._best_copy = None  # a copy of the best weights (None: the current ones are the best)
         self._ready = False
@@ -228,8 +229,14 @@ class TrainingLoop:
         return self.model
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, stop_after: int | None = None) -> dict:
-        """Train until the strategy's last period, early stopping, or ``stop_after`` more periods."""
+    def fit(self, stop_after: int | None = None, time_limit: float | None = None) -> dict:
+        """Train until the strategy's last period, early stopping, ``stop_after`` more periods, or
+        ``time_limit`` seconds of this call (checked before each period: a period that starts runs to
+        its end, so the checkpoint stays whole and a later :meth:`resume` continues from it)."""
+        if time_limit is not None and not time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+        started = time.perf_counter()
+        self.stopped_by_time_limit = False
         self._setup()
         s = self.strategy
         if self.period == 0 and not self.history:
@@ -242,6 +249,9 @@ class TrainingLoop:
                 while not s.finished(self.period) and (stop_after is None or done < stop_after):
                     if self._should_stop():
                         self.stopped_early = True
+                        break
+                    if time_limit is not None and self._out_of_time(started, time_limit):
+                        self.stopped_by_time_limit = True
                         break
                     self._run_period(bar)
                     done += 1
@@ -259,7 +269,14 @@ class TrainingLoop:
         s = self.strategy
         return {s.unit + "s": s.units_done(self.period),
                 "best_valid_elbo": self.best if math.isfinite(self.best) else None,
-                "best_" + s.unit: s.units_done(self.best_period), "stopped_early": self.stopped_early}
+                "best_" + s.unit: s.units_done(self.best_period), "stopped_early": self.stopped_early,
+                "stopped_by_time_limit": self.stopped_by_time_limit}
+
+    @staticmethod
+    def _out_of_time(started: float, time_limit: float) -> bool:
+        """Whether ``time_limit`` seconds have passed since ``started``; in a distributed run rank
+        0's clock decides for every rank, so all of them stop after the same period."""
+        return bool(distributed.broadcast_object(time.perf_counter() - started >= time_limit))
 
     def _should_stop(self) -> bool:
         s = self.strategy

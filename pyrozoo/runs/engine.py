@@ -197,7 +197,8 @@ def run_training(config: dict, run_dir, dataset, model, changes=None, loggers=()
             write_yaml(run_dir.path / "config.yaml", config)
         loop.loggers[:0] = tracking_loggers(config, run_dir, model, dataset, strategy)
         start = time.perf_counter()
-        result = loop.fit()
+        limit = config["options"].get("time_limit")
+        result = loop.fit(time_limit=None if limit is None else 60.0 * limit)
     except BaseException:
         loop.close()
         raise
