@@ -307,6 +307,30 @@ def test_a_broken_mnist_file_is_named_and_leaves_nothing_behind(tmp_path, capsys
     assert not out.exists() and sorted(p.name for p in raw.iterdir()) == before
 
 
+def test_two_processes_decompressing_the_same_archive_each_put_a_whole_file_in_place(tmp_path, monkeypatch):
+    """A second process (another pid) decompresses the archive while the first is half-way through
+    writing it: each writes its own temporary file, both finish, and the file in place is whole."""
+    from pyrozoo.data import images
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    whole = _idx(20)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(whole))
+    real_copy, pid, nested = images.shutil.copyfileobj, images.os.getpid(), []
+
+    def interleaved(src, dst, *a, **k):
+        if not nested:  # the first process has opened its temporary file: the second runs to the end now
+            nested.append(True)
+            monkeypatch.setattr(images.os, "getpid", lambda: pid + 1)
+            images._decompress_raw(tmp_path, "MNIST")
+            monkeypatch.setattr(images.os, "getpid", lambda: pid)
+        return real_copy(src, dst, *a, **k)
+
+    monkeypatch.setattr(images.shutil, "copyfileobj", interleaved)
+    images._decompress_raw(tmp_path, "MNIST")
+    assert nested and (raw / "train-images-idx3-ubyte").read_bytes() == whole
+    assert not [p for p in raw.iterdir() if p.suffix == ".tmp"]
+
+
 @pytest.mark.parametrize("loader", [pyrozoo.load, pyrozoo.from_pretrained])
 def test_a_broken_config_json_is_named(tmp_path, loader):
     (tmp_path / "config.json").write_text('{"preset": "vae", ')

@@ -74,10 +74,11 @@ def data_root(data_dir=None):
 def _decompress_raw(root, folder):
     """Decompress ``*-ubyte.gz`` files next to themselves when only the archives exist.
 
-    Returns True when every raw file is then present. Writes through a temporary file and a
-    rename, so an interrupted run never leaves a truncated file behind; a truncated or corrupt
-    archive, or one that holds an incomplete file, raises :class:`DataFileError` naming it and
-    leaves nothing behind. Raw files already there are checked by :func:`check_idx_file`.
+    Returns True when every raw file is then present. Writes through a temporary file of its own
+    process and a rename, so an interrupted run never leaves a truncated file behind and processes
+    that start together (the ranks of a distributed run) each put a whole file in place; a
+    truncated or corrupt archive, or one that holds an incomplete file, raises
+    :class:`DataFileError` naming it and leaves nothing behind. Raw files already there are checked by :func:`check_idx_file`.
     """
     raw = Path(root) / folder / "raw"
     ok = True
@@ -90,7 +91,7 @@ def _decompress_raw(root, folder):
         if not archive.exists():
             ok = False
             continue
-        tmp = raw / (name + ".tmp")
+        tmp = raw / f"{name}.{os.getpid()}.tmp"  # one per process: ranks that start together never share one
         try:
             with gzip.open(archive, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
