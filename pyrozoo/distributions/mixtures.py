@@ -111,9 +111,13 @@ class DiagonalGaussianMixture(TorchDistribution):
 
     def _wide_dtype(self, z):
         """float64 for float32 ``z`` whose expanded quadratic form would lose more than
-        :data:`ROUNDING_BUDGET` to rounding (see the class docstring), else ``z.dtype``."""
+        :data:`ROUNDING_BUDGET` to rounding (see the class docstring), else ``z.dtype``. On CUDA
+        always float64: the test reads a number back to the host, which would stall every step and
+        cannot run inside a captured CUDA graph, while the float64 product costs the GPU little."""
         if z.dtype != torch.float32 or z.numel() == 0:
             return z.dtype
+        if z.device.type == "cuda":
+            return torch.float64
         with torch.no_grad():
             z_max = z.detach().reshape(-1, z.shape[-1]).abs().amax(0)  # (D,)
             size = ((z_max + self.loc.detach().abs()) ** 2 * torch.exp(-self.logvar.detach())).sum(-1).amax()

@@ -141,7 +141,8 @@ class SVIStrategy(Strategy):
 
     ``config.compile`` (a :data:`COMPILE_BACKENDS` name) compiles the loss with ``torch.compile``;
     ``config.cuda_graph`` captures the whole step (forward, backward, Adam) in a CUDA graph and
-    replays it (one process, the ELBO of a model with a direct path, static batch shapes).
+    replays it (one process, the ELBO of a model with a direct path, static batch shapes; the
+    normalised gradients of ``config.normalize_gradients`` are part of the captured step).
     A step averages the gradients of ``config.accumulate`` micro-batches of ``batch_size`` on
     each rank of a distributed run (``DistributedDataParallel`` averages across ranks), so the
     global batch is ``batch_size × ranks × accumulate``; each micro-batch's local sites are
@@ -222,6 +223,12 @@ class SVIStrategy(Strategy):
         spe = self.steps_per_epoch
         return kl_weight(self.step, cfg.warmup * spe, cfg.epochs * spe, cfg.beta, cfg.kl_schedule, cfg.cycles, spe)
 
+    def _normalize(self):
+        """The normalised-gradient step of ``config.normalize_gradients`` (device ops only, so a
+        captured step replays it too)."""
+        if self.config.normalize_gradients:
+            normalize_gradients(self.model.parameters())
+
     # -- a training step captured in a CUDA graph ------------------------------------------------
     def _check_graph(self):
         """Refuse ``cuda_graph`` where a step cannot be captured whole."""
@@ -251,6 +258,7 @@ class SVIStrategy(Strategy):
                     self.optimizer.zero_grad(set_to_none=True)
                     loss = self.loss(x, n_train, beta)
                     loss.backward()
+                    self._normalize()
                     self.optimizer.step()
                 torch.cuda.current_stream().wait_stream(self._side)
                 self._warm += 1
@@ -262,6 +270,7 @@ class SVIStrategy(Strategy):
             with torch.cuda.graph(self._graph):
                 self._loss = self.loss(self._x, n_train, self._beta)
                 self._loss.backward()
+                self._normalize()
                 self.optimizer.step()
         self._x.copy_(x)
         self._beta.fill_(float(beta))
@@ -307,8 +316,7 @@ class SVIStrategy(Strategy):
                 points += len(x)
             loss = distributed.all_reduce_mean(torch.stack(losses).mean())
             check_finite(loss, "the loss", f"epoch {epoch + 1}, step {self.step}")
-            if cfg.normalize_gradients:
-                normalize_gradients(self.model.parameters())
+            self._normalize()
             self.optimizer.step()
             total += loss.item() * points * ctx.world_size / n_train
             self.step += 1
