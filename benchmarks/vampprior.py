@@ -40,10 +40,12 @@ def run_config(name, dataset, args):
     run = train_run(preset, dataset, "vampprior", f"{dataset}-{name}-e{args.epochs}-w{args.warmup}-s{args.seed}",
                     prior=prior, num_components=args.pseudo_inputs, epochs=args.epochs, batch_size=100, lr=args.lr,
                     warmup=args.warmup, patience=args.patience, normalize_gradients=args.normalize_gradients,
-                    seed=args.seed, device=args.device, quiet=args.quiet, data_dir=args.data_dir)
+                    seed=args.seed, device=args.device, quiet=args.quiet, data_dir=args.data_dir,
+                    time_limit=args.time_limit, cuda_graph=args.cuda_graph or None)
     report = run.evaluate(num_samples=args.eval_samples, num_points=args.eval_points, parts=("likelihood", "elbo"))
     result = {"preset": preset, "prior": prior, **result_of(run, report),
               "kl_schedule": run.config["options"]["kl_schedule"],  # rows before it warmed up per step ("linear")
+              "stopped_by_time_limit": run.summary.get("stopped_by_time_limit", False),
               "wall_seconds": round(time.perf_counter() - start, 1)}
     if dataset == "mnist" and name in PAPER_DYNAMIC_MNIST:
         result["paper_test_log_likelihood"] = PAPER_DYNAMIC_MNIST[name]
@@ -67,6 +69,11 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int)
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop each configuration's training after this many minutes (at an epoch's end) and score "
+                        "its best weights; the row records stopped_by_time_limit")
+    p.add_argument("--cuda-graph", action="store_true", help="replay each training step from a CUDA graph")
+    p.add_argument("--results", help="results file name in benchmarks/results (default vampprior-<dataset>.json)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--redo", action="store_true",
                    help="train and score a configuration again even when its row has this budget (e.g. a row "
@@ -79,13 +86,15 @@ def main(argv=None):
     args.patience = args.patience or full[2]
     for name in args.datasets.split(","):
         data = load(name, data_dir=args.data_dir)  # only to name the results file (aliases resolved)
-        out = RESULTS / f"vampprior-{data.name}.json"
+        out = RESULTS / (args.results or f"vampprior-{data.name}.json")
         done_configs = load_results(out).get("configs", {})
         setup = (f"{data.name} (dynamic binarisation), gated MLPs 300 units, z=40, K={args.pseudo_inputs}, "
                  f"batch 100, Adam {args.lr}{' with normalised gradients' if args.normalize_gradients else ''}"
                  f", warm-up {args.warmup}, {args.epochs} epochs max, early-stopping look-ahead "
                  f"{args.patience}, log p(x) S={args.eval_samples} on {args.eval_points or 'all'} test "
-                 f"points, threads {torch.get_num_threads()}, device {args.device}")
+                 f"points, threads {torch.get_num_threads()}, device {args.device}"
+                 f"{', CUDA graph' if args.cuda_graph else ''}"
+                 f"{f', training capped at {args.time_limit} min' if args.time_limit else ''}")
         for config in configs:
             done = done_configs.get(config)
             if done and done.get("budget") == [args.epochs, args.warmup, args.eval_samples] and not args.redo:
