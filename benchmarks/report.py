@@ -235,9 +235,22 @@ def autocast_table(res):
                       f"{res['torch']}.", "", *lines])
 
 
+def cuda_graph_table(res):
+    """Seconds per epoch with eager and captured training steps (``cuda-graph.json``, benchmarks/cuda_graph.py)."""
+    lines = ["| configuration | eager s / epoch | CUDA graph s / epoch | speed-up | validation ELBO after each epoch "
+             "(eager / graph) |", "| --- | --- | --- | --- | --- |"]
+    for name, r in res["presets"].items():
+        eager, graph = r["eager"], r["graph"]
+        elbos = "; ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(eager["valid_elbo"], graph["valid_elbo"]))
+        lines.append(f"| `{name}` | {eager['steady_seconds_per_epoch']:.2f} | {graph['steady_seconds_per_epoch']:.2f} | "
+                     f"**{r['speed-up']:.1f}×** | {elbos} |")
+    source = f" {res['source'][0].upper()}{res['source'][1:]}." if res.get("source") else ""
+    return "\n".join([f"Setup: {res['setup']}.{source}", "", *lines])
+
+
 def main():
     for name, table in (("speed", speed_table), ("scaling", scaling_table), ("presets_digits", presets_table),
-                        ("autocast", autocast_table)):
+                        ("autocast", autocast_table), ("cuda-graph", cuda_graph_table)):
         res = _load(f"{name}.json")
         if res:
             print(f"### {name}\n\n" + table(res) + "\n")
