@@ -175,7 +175,24 @@ def test_two_phase_training_freezes_and_switches(cdigits, tmp_path):
     assert not torch.equal(model.decoder.precision.raw_weight, after_one["decoder.precision.raw_weight"])
     lines = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["phase"]) for r in lines] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    assert ["valid_elbo" in r for r in lines] == [False, False, True, True]  # phase one is not validated
     assert loop.best_period >= 3  # the best score restarts with phase two
+
+
+def test_leaving_phase_one_unvalidated_changes_no_parameter(cdigits, tmp_path):
+    """A run whose phase one is validated (as before) ends with the same parameters bit for bit."""
+    class Validated(TwoPhaseStrategy):
+        def validate(self):
+            return self.inner.validate()
+
+    models = []
+    for kind in (TwoPhaseStrategy, Validated):
+        model = _rvae(cdigits, distance="local")
+        TrainingLoop(kind(model, cdigits, TrainConfig(epochs=4, quiet=True, seed=2), phase_epochs=(2, 2),
+                          phase_one_beta=0.0), tmp_path / kind.__name__).fit()
+        models.append(model)
+    for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
+        assert torch.equal(p, q), name
 
 
 def test_two_phase_resume_matches_uninterrupted(cdigits, tmp_path):

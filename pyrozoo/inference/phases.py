@@ -23,7 +23,7 @@ class TwoPhaseStrategy(Strategy):
 
     - Phase one: ``phase_epochs[0]`` epochs of ``config`` (its ``warmup`` and ``beta`` apply;
       ``phase_one_beta=0`` trains the R-VAE as an autoencoder: reconstruction only) with Adam on
-      ``model.phase_parameters(1)``, no early stopping.
+      ``model.phase_parameters(1)``, no early stopping and no validation.
     - Switch: ``model.start_phase_two(train)`` (k-means RBF centres, prior centre), then the
       phase-one parameters are frozen (``requires_grad=False``).
     - Phase two: ``phase_epochs[1]`` epochs with β = 1, no warm-up, Adam on
@@ -104,6 +104,12 @@ class TwoPhaseStrategy(Strategy):
         return {**record, "phase": self.phase}
 
     def validate(self):
+        """The validation ELBO in phase two; None in phase one, which neither stops early nor keeps
+        its best weights (phase two starts from its last ones), so the score would go unused, and
+        with geodesic heat kernels it costs minutes per epoch. Validation draws from its own seeded
+        RNG, so leaving it out changes no trained parameter."""
+        if self.phase == 1:
+            return None
         with frozen_ok():
             return self.inner.validate()
 
