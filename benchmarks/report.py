@@ -242,8 +242,8 @@ def cuda_graph_table(res):
     for name, r in res["presets"].items():
         eager, graph = r["eager"], r["graph"]
         elbos = "; ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(eager["valid_elbo"], graph["valid_elbo"]))
-        lines.append(f"| `{name}` | {eager['steady_seconds_per_epoch']:.2f} | {graph['steady_seconds_per_epoch']:.2f} | "
-                     f"**{r['speed-up']:.1f}×** | {elbos} |")
+        lines.append(f"| `{name}` | {eager['steady_seconds_per_epoch']:.2f} | "
+                     f"{graph['steady_seconds_per_epoch']:.2f} | **{r['speed-up']:.1f}×** | {elbos} |")
     source = f" {res['source'][0].upper()}{res['source'][1:]}." if res.get("source") else ""
     return "\n".join([f"Setup: {res['setup']}.{source}", "", *lines])
 

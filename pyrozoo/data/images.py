@@ -78,7 +78,8 @@ def _decompress_raw(root, folder):
     process and a rename, so an interrupted run never leaves a truncated file behind and processes
     that start together (the ranks of a distributed run) each put a whole file in place; a
     truncated or corrupt archive, or one that holds an incomplete file, raises
-    :class:`DataFileError` naming it and leaves nothing behind. Raw files already there are checked by :func:`check_idx_file`.
+    :class:`DataFileError` naming it and leaves nothing behind. Raw files already there are
+    checked by :func:`check_idx_file`.
     """
     raw = Path(root) / folder / "raw"
     ok = True

@@ -179,9 +179,9 @@ OPTIONS = _options(
     # the run
     Option("device", "str", "cpu, cuda or cuda:N", group="run", resumable=True, default="cpu"),
     Option("seed", "int", "seed of every random draw", group="run", minimum=0, default=0),
-    Option("time_limit", "float", "stop training after this many minutes of this process, at the end of an epoch "
-           "(iteration block); the best weights are kept and resuming continues", group="run", positive=True,
-           resumable=True, metavar="MINUTES"),
+    Option("time_limit", "float", "end training at the first epoch (iteration block) boundary after this many "
+           "minutes of this process; the checkpoint stays whole, the best weights are scored, and resuming "
+           "continues", group="run", positive=True, resumable=True, metavar="MINUTES"),
     Option("quiet", "bool", "no progress bars or messages", group="run", resumable=True, default=False),
     Option("loggers", "names", "experiment trackers, comma-separated: tensorboard (RUN/tensorboard), wandb, mlflow "
            "(pip install \"pyrozoo[wandb]\", \"pyrozoo[mlflow]\"), or none (default: tensorboard)", group="run",
