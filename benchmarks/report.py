@@ -235,6 +235,18 @@ def autocast_table(res):
                       f"{res['torch']}.", "", *lines])
 
 
+def rvae_speed_table(res):
+    """R-VAE / VAE phase-two step times measured side by side (``rvae_speed.json``, benchmarks/rvae_speed.py)."""
+    lines = ["| data, d | `vae-rbf` s / step | `rvae` geodesic s / step | `rvae` local s / step | R-VAE / VAE, geodesic "
+             "| R-VAE / VAE, local | paper (GPU, per epoch) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, r in res["pairs"].items():
+        dataset, d = key.split("/")
+        t = r["median_step_seconds"]
+        lines.append(f"| {dataset}, {d[1:]} | {t['vae-rbf']:.4f} | {t['rvae-geodesic']:.3f} | {t['rvae-local']:.4f} "
+                     f"| **{r['ratio_geodesic']:.0f}×** | {r['ratio_local']:.1f}× | {r['paper_ratio']}× |")
+    return "\n".join([f"Setup: {res['setup']}.", "", *lines])
+
+
 def cuda_graph_table(res):
     """Seconds per epoch with eager and captured training steps (``cuda-graph.json``, benchmarks/cuda_graph.py)."""
     lines = ["| configuration | eager s / epoch | CUDA graph s / epoch | speed-up | validation ELBO after each epoch "
@@ -250,7 +262,8 @@ def cuda_graph_table(res):
 
 def main():
     for name, table in (("speed", speed_table), ("scaling", scaling_table), ("presets_digits", presets_table),
-                        ("autocast", autocast_table), ("cuda-graph", cuda_graph_table)):
+                        ("autocast", autocast_table), ("cuda-graph", cuda_graph_table),
+                        ("rvae_speed", rvae_speed_table)):
         res = _load(f"{name}.json")
         if res:
             print(f"### {name}\n\n" + table(res) + "\n")

@@ -47,7 +47,8 @@ RESULT_TABLES = {"vae_family": "family_table", "vampprior-mnist": "vampprior_tab
                  "rvae-cuda": "rvae_table", "sintrovae_2d": "sintrovae_table", "stein_hyperprior": "stein_table",
                  "stein_hyperprior_equal_compute": "stein_compute_table", "speed": "speed_table",
                  "scaling": "scaling_table", "presets_digits": "presets_table",
-                 "autocast": "autocast_table", "cuda-graph": "cuda_graph_table"}
+                 "autocast": "autocast_table", "cuda-graph": "cuda_graph_table",
+                 "rvae_speed": "rvae_speed_table"}
 #: the zoo modules, one per paper
 ZOO_MODULES = ("classic", "vampprior", "riemannian", "intro", "stein")
 #: figure name -> (tutorial, index of the PNG among the notebook's image outputs)
