@@ -51,7 +51,11 @@ def rvae_table(res):
              "| data, d | model | l² (rvae), ζ | −ELBO (ours) | Rec | KL | paper −ELBO / Rec / KL | F1 avg | "
              "s / epoch (phase 1 + 2) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for key, entry in res["runs"].items():
+    def order(item):  # by data set, latent size, then model (rvae first)
+        data, model, d = item[0].split("/")[:3]
+        return data != "mnist", int(d[1:]), model != "rvae", model, item[0]
+
+    for key, entry in sorted(res["runs"].items(), key=order):
         data, model, d = key.split("/")[:3]
         s = entry.get("summary")
         if not s:
