@@ -22,6 +22,7 @@ after each run; a killed run resumes from ``benchmarks/runs/rvae``.
 """
 
 import argparse
+import inspect
 import statistics
 import time
 
@@ -29,6 +30,7 @@ import torch
 
 from pyrozoo.data import load
 from pyrozoo.evaluation import elbo_terms, latent_f1
+from pyrozoo.zoo.riemannian import riemannian_vae
 
 from common import RESULTS, start_results, save_entry, seconds_per_epoch, train_run
 
@@ -118,10 +120,11 @@ def main(argv=None):
     dims = [int(v) for v in args.dims.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     out = RESULTS / args.results
+    floor = inspect.signature(riemannian_vae).parameters["min_precision"].default
     setup = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
              f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
              f"by Euclidean reparameterisation, heat-kernel l2 {args.distance or 'geodesic'} (rvae), precision floor "
-             f"1e-9, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
+             f"{floor:g}, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
              f"seeds {seeds}, threads {torch.get_num_threads()}, device {args.device}")
     results = start_results(out, "runs", setup)
     for name in args.datasets.split(","):
