@@ -76,7 +76,11 @@ def rvae_table(res):
     if ratios:
         lines += ["", "| data, d | R-VAE / VAE time per epoch, phase 2 | over the whole schedule | paper (GPU) |",
                   "| --- | --- | --- | --- |"]
-        for key, r in ratios.items():
+        def ratio_order(key):  # the same order: data set, then latent size
+            data, d = key.split("/d")[:2]
+            return data != "mnist", int(d.split("/")[0]), key
+
+        for key, r in sorted(ratios.items(), key=lambda item: ratio_order(item[0])):
             paper = f"{r['paper_gpu']:.1f}" if r.get("paper_gpu") else "–"
             lines.append(f"| {key.replace('/d', ', ')} | {r['phase2']:.1f} | {r['schedule']:.1f} | {paper} |")
     return "\n".join(lines)
