@@ -324,3 +324,37 @@ def test_cuda_graph_needs_a_cuda_device(digits):
     strategy = SVIStrategy(_vae(digits), digits, TrainConfig(epochs=1, quiet=True, cuda_graph=True))
     with pytest.raises(ValueError, match="cuda_graph needs device cuda"):
         TrainingLoop(strategy).fit()
+
+
+def test_a_failed_cuda_graph_capture_says_why_and_keeps_no_half_captured_graph(digits, monkeypatch):
+    """The capture path on the CPU with torch.cuda's stream and graph calls stood in for: the three warm-up
+    steps train eagerly, and a capture that fails (as an operation reading to the host fails there) raises
+    one error that names cuda_graph and the way out, and leaves no graph to replay."""
+    import contextlib
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def failing_graph(graph):
+        yield
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", failing_graph)
+    strategy = SVIStrategy(_vae(digits), digits, TrainConfig(epochs=1, batch_size=50, quiet=True))
+    strategy.setup()
+    strategy._graph = None
+    x = digits.binarized(digits.train[:50])
+    before = [p.detach().clone() for p in strategy.model.parameters()]
+    losses = [strategy._graph_step(x, 1.0) for _ in range(3)]
+    assert all(torch.isfinite(v) for v in losses)
+    assert any(not torch.equal(a, b) for a, b in zip(before, strategy.model.parameters()))
+    with pytest.raises(RuntimeError, match="capturing the training step failed \\(operation not permitted.*"
+                                           "train without cuda_graph"):
+        strategy._graph_step(x, 1.0)
+    assert strategy._graph is None

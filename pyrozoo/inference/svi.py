@@ -266,12 +266,20 @@ class SVIStrategy(Strategy):
             self._x = x.clone()
             self._beta = torch.tensor(float(beta), device=x.device, dtype=x.dtype)
             self.optimizer.zero_grad(set_to_none=True)
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._loss = self.loss(self._x, n_train, self._beta)
-                self._loss.backward()
-                self._normalize()
-                self.optimizer.step()
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self._loss = self.loss(self._x, n_train, self._beta)
+                    self._loss.backward()
+                    self._normalize()
+                    self.optimizer.step()
+            except RuntimeError as err:
+                raise RuntimeError(
+                    f"cuda_graph: capturing the training step failed ({err}). Some operation of this model "
+                    "cannot run inside a CUDA graph (for example one that reads a number back to the host). "
+                    "A failed capture leaves this process's CUDA random-number state unusable, so start a new "
+                    "process and train without cuda_graph (the run's checkpoints are unchanged).") from err
+            self._graph = graph
         self._x.copy_(x)
         self._beta.fill_(float(beta))
         self._graph.replay()
