@@ -119,7 +119,8 @@ def run_one(dataset, config, seed, args):
 
 def summarise(results):
     """Mean ± std over seeds per (data set, configuration, iterations, schedule), beside the paper's
-    Table 1; the schedule is the warm-up length and the learning-rate milestones."""
+    Table 1, and each seed's value in seed order (``per_seed``); the schedule is the warm-up length and the
+    learning-rate milestones."""
     groups = {}
     for r in results["runs"].values():
         schedule = (r["warmup"], tuple(r.get("milestones", ())))
@@ -128,9 +129,12 @@ def summarise(results):
     for (dataset, config, iterations, schedule), runs in sorted(groups.items()):
         row = {"dataset": dataset, "config": config, "iterations": iterations, "warmup": schedule[0],
                "milestones": list(schedule[1]), "seeds": sorted(r["seed"] for r in runs)}
+        runs = sorted(runs, key=lambda r: r["seed"])
+        row["per_seed"] = {}
         for key in ("gnelbo_e7", "kl", "jsd"):
             values = [r[key] for r in runs]
             row[key] = [round(statistics.mean(values), 3), round(statistics.stdev(values), 3) if len(values) > 1 else None]
+            row["per_seed"][key] = [round(v, 3) for v in values]
         paper = PAPER.get(dataset, {}).get(config)
         if paper:
             row["paper"] = {"gnelbo_e7": list(paper[0]), "kl": list(paper[1]), "jsd": list(paper[2])}
