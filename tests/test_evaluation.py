@@ -161,3 +161,55 @@ def test_convolutional_decoders_get_chunks_sized_by_their_feature_maps():
     assert widest == 64 and conv.numbers_per_sample(x) == x.numel() * 128
     assert auto_chunk(x, 5000, budget=2 ** 24, model=conv) == 2 ** 24 // (6400 * 128)
     assert zoo.build("hvae", event_shape=(1, 8, 8)).numbers_per_sample(x) == x.numel()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_killed_log_likelihood_resumes_from_its_store_with_the_same_values(trained_vae, digits, tmp_path,
+                                                                            monkeypatch):
+    """``resume`` keeps each finished batch: an evaluation killed in its third batch and started again
+    computes only the batches it had not finished and returns, bit for bit, the uninterrupted values;
+    the store is gone afterwards, and a store left by other weights is not used."""
+    x, store = digits.test[:250], tmp_path / "ll.partial"
+    whole = log_likelihood(trained_vae, x, num_samples=20, batch_size=50)
+    real, calls = trained_vae.direct_log_weights, []
+
+    def dying(xb, s):
+        calls.append(len(xb))
+        if len(calls) == 3:
+            raise _Interrupt
+        return real(xb, s)
+
+    monkeypatch.setattr(trained_vae, "direct_log_weights", dying)
+    try:
+        log_likelihood(trained_vae, x, num_samples=20, batch_size=50, resume=store)
+    except _Interrupt:
+        pass
+    assert store.exists() and not list(tmp_path.glob(".*.tmp"))
+    calls.clear()
+    monkeypatch.setattr(trained_vae, "direct_log_weights", lambda xb, s: calls.append(len(xb)) or real(xb, s))
+    resumed = log_likelihood(trained_vae, x, num_samples=20, batch_size=50, resume=store)
+    assert len(calls) == 3  # batches 3, 4, 5 of five; 1 and 2 came from the store
+    assert torch.equal(resumed, whole)
+    assert not store.exists()
+
+    # a store written for other weights (or points, or S) is another evaluation's and is not reused
+    monkeypatch.setattr(trained_vae, "direct_log_weights", dying)
+    calls.clear()
+    try:
+        log_likelihood(trained_vae, x, num_samples=20, batch_size=50, resume=store)
+    except _Interrupt:
+        pass
+    monkeypatch.undo()
+    with torch.no_grad():
+        first = next(trained_vae.parameters())
+        kept = first.clone()
+        first.add_(0.01)
+        try:
+            other = log_likelihood(trained_vae, x, num_samples=20, batch_size=50, resume=store)
+            fresh = log_likelihood(trained_vae, x, num_samples=20, batch_size=50)
+        finally:
+            first.copy_(kept)
+    assert torch.equal(other, fresh) and not torch.equal(other[:100], whole[:100])

@@ -7,7 +7,7 @@ import pyro
 import torch
 
 from pyrozoo import checks
-from pyrozoo.evaluation.sharding import cat, map_batches
+from pyrozoo.evaluation.sharding import cat, fingerprint, map_batches
 from pyrozoo.guides.encoders import distribution_mean
 from pyrozoo.inference import distributed
 from pyrozoo.inference.objectives import _analytic_kl, _data_frame, log_weights
@@ -28,7 +28,8 @@ def auto_chunk(x, num_samples, budget=None, model=None):
 
 
 @torch.no_grad()
-def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, progress=False, seed=0):
+def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, progress=False, seed=0,
+                   resume=None):
     """log p(x_i) ≈ logsumexp_s [log p(x_i, z_s) − log q(z_s|x_i)] − log S, one value per point: ``(N,)``.
 
     The estimator of Burda et al. (2016) used by Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS,
@@ -41,6 +42,9 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
     Batch i of ``batch_size`` points draws from an RNG seeded by (``seed``, i), and a distributed
     run shares the batches out over its ranks (:func:`~pyrozoo.evaluation.sharding.map_batches`),
     so the result does not depend on the number of processes.
+    ``resume``: a file that keeps each finished batch (see :func:`~pyrozoo.evaluation.sharding.map_batches`),
+    so that a killed evaluation started again with the same model, points and settings picks up where it
+    stopped and returns the same values; it is removed when the evaluation finishes.
     """
     num_samples = checks.count("num_samples", num_samples)
     chunk_size = None if chunk_size is None else checks.count("chunk_size", chunk_size)
@@ -64,8 +68,14 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
         bar.update(1)
         return acc - math.log(num_samples)
 
+    def resumed(count):
+        bar.update(count)
+        if progress and not sys.stderr.isatty():
+            print(f"log p(x): resuming, {count} batches of {bar.total} already done", file=sys.stderr, flush=True)
+
+    tag = fingerprint(model, x, num_samples, chunk_size, x.device.type) if resume is not None else ""
     with pyro.validation_enabled(False):
-        out = map_batches(one, x, batch_size, seed, key=1)
+        out = map_batches(one, x, batch_size, seed, key=1, store=resume, tag=tag, on_resume=resumed)
     bar.close()
     return cat(out, x.device)
 

@@ -6,7 +6,8 @@
 
 =========================  ===============================================================================
 ``likelihood``             importance-sampled test log p(x) with S samples (Burda et al. 2016; Tomczak &
-                           Welling 2018 §5.2)
+                           Welling 2018 §5.2); finished batches are kept in ``out/.log_likelihood.partial``
+                           so a killed evaluation resumes with the same values
 ``predictive_likelihood``  the same with a global m integrated out under q(m) (Stein hyperprior)
 ``elbo``                   test ELBO, reconstruction, KL, active units, PSIS k̂ (200 points)
 ``figures``                samples, reconstructions, latent means, log-likelihood histogram, k̂ plot
@@ -62,7 +63,8 @@ def _points(ctx):
 def _likelihood(ctx):
     from pyrozoo.evaluation.likelihood import log_likelihood
     start = time.perf_counter()
-    ll = log_likelihood(ctx.model, _points(ctx), num_samples=ctx.num_samples, progress=not ctx.quiet)
+    ll = log_likelihood(ctx.model, _points(ctx), num_samples=ctx.num_samples, progress=not ctx.quiet,
+                        resume=Path(ctx.out) / ".log_likelihood.partial")
     ctx.cache["ll"] = ll
     return {"test_log_likelihood": ll.mean().item(), "num_samples": ctx.num_samples, "num_test": len(ll),
             "log_likelihood_seconds": round(time.perf_counter() - start, 2)}

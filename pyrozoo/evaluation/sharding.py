@@ -3,11 +3,16 @@
 :func:`map_batches` splits points into fixed batches, seeds the RNG of batch i from (seed, key,
 i) and, under ``torch.distributed``, lets each rank compute its share of the batches before
 gathering them in order: a metric computed on two ranks equals, bit for bit, the same metric in
-one process (and two calls in one process agree with each other).
+one process (and two calls in one process agree with each other). Given a ``store`` file it keeps
+each finished batch there, so that a long evaluation (S = 5000 importance samples on 10,000 test
+points is most of an hour on a CPU) that is killed resumes where it stopped, with the same result.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -15,15 +20,37 @@ import torch
 from pyrozoo.inference import distributed
 
 
-def map_batches(fn: Callable, x: torch.Tensor, batch_size: int, seed: int = 0, key: int = 0) -> list:
+def map_batches(fn: Callable, x: torch.Tensor, batch_size: int, seed: int = 0, key: int = 0, store=None,
+                tag: str = "", on_resume: Callable[[int], None] | None = None) -> list:
     """``[fn(x[i * batch_size:(i + 1) * batch_size]) for each batch i]``, each call with the RNG
     seeded from (``seed``, ``key``, i); in a distributed run each rank computes batches
-    ``rank, rank + world, ...`` and every rank receives all results (on the CPU), in order."""
+    ``rank, rank + world, ...`` and every rank receives all results (on the CPU), in order.
+
+    ``store``: a file (rank r > 0 of a distributed run appends ``.r{r}``) where each finished batch is
+    written as it comes; a later call with the same ``tag`` (a :func:`fingerprint` of what determines
+    the results: the model's weights, the points, the settings of ``fn``) and the same ``batch_size``,
+    ``seed`` and ``key`` takes those batches from it instead of computing them again, and calls
+    ``on_resume(count)`` with their number. Because batch i's RNG is seeded from (seed, key, i) alone,
+    the resumed result equals an uninterrupted one. A file with another tag is from other work and is
+    overwritten; the file is removed once every batch of this rank is done.
+    """
     starts = list(range(0, len(x), batch_size))
-    results = {}
-    for i in distributed.shard(len(starts)):
+    mine = distributed.shard(len(starts))
+    path = _rank_path(store)
+    tag = f"{tag}|batch {batch_size}|seed {seed}|key {key}|points {len(x)}"
+    results = _load(path, tag) if path is not None else {}
+    results = {i: v for i, v in results.items() if i in mine}
+    if results and on_resume is not None:
+        on_resume(len(results))
+    for i in mine:
+        if i in results:
+            continue
         distributed.seed_micro_batch(seed, -2, key, i)
         results[i] = fn(x[starts[i]:starts[i] + batch_size])
+        if path is not None:
+            _save(path, tag, results)
+    if path is not None:
+        path.unlink(missing_ok=True)
     merged = distributed.gather(results)
     return [merged[i] for i in range(len(starts))]
 
@@ -31,3 +58,55 @@ def map_batches(fn: Callable, x: torch.Tensor, batch_size: int, seed: int = 0, k
 def cat(results: list, device) -> torch.Tensor:
     """Concatenate per-batch tensors onto ``device``."""
     return torch.cat([r.to(device) for r in results])
+
+
+def fingerprint(*parts) -> str:
+    """A SHA-1 hex digest of ``parts``: tensors by dtype, shape and bytes, modules by their
+    ``state_dict`` (names and tensors), anything else by ``repr``. Identifies the work a
+    :func:`map_batches` ``store`` belongs to."""
+    digest = hashlib.sha1()
+
+    def add(part):
+        if isinstance(part, torch.nn.Module):
+            for name, tensor in part.state_dict().items():
+                digest.update(name.encode())
+                add(tensor)
+        elif torch.is_tensor(part):
+            t = part.detach().cpu().contiguous()
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            digest.update(repr(part).encode())
+
+    for part in parts:
+        add(part)
+    return digest.hexdigest()
+
+
+def _rank_path(store) -> Path | None:
+    if store is None:
+        return None
+    rank = distributed.context().rank
+    path = Path(store)
+    return path if rank == 0 else path.with_name(f"{path.name}.r{rank}")
+
+
+def _load(path: Path, tag: str) -> dict:
+    """The finished batches kept in ``path`` for ``tag`` (none when the file is absent or another tag's)."""
+    if not path.exists():
+        return {}
+    kept = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(kept["results"]) if kept.get("tag") == tag else {}
+
+
+def _save(path: Path, tag: str, results: dict) -> None:
+    """Write ``results`` (moved to the CPU) to ``path`` atomically: a temporary file, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    cpu = {i: (v.cpu() if torch.is_tensor(v) else v) for i, v in results.items()}
+    try:
+        torch.save({"tag": tag, "results": cpu}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
