@@ -250,3 +250,30 @@ def test_training_records_and_report_carry_the_chart_diagnostics(tmp_path):
     assert idata.constant_data.attrs["chart_entropy"] == pytest.approx(s["chart_entropy"])
     with pytest.raises(ValueError, match="unknown repulsion_scale 'strong'; choose from per-point, plain"):
         zoo.build("stein-hyperprior", event_shape=EVENT, repulsion_scale="strong")
+
+
+def test_predictive_likelihood_resumes_from_its_store(tmp_path, monkeypatch):
+    """A predictive log-likelihood killed in its second batch continues from the first one kept in the
+    ``resume`` file and returns the uninterrupted values bit for bit; the file is gone afterwards."""
+    from pyrozoo.evaluation import stein
+    pyro.set_rng_seed(0)
+    model = zoo.build("stein-hyperprior", event_shape=EVENT, z_dim=4, m_dim=2, num_components=3, hidden=(32,))
+    x, store = _batch(6), tmp_path / "pred.partial"
+    whole = stein.predictive_log_likelihood(model, x, num_samples=200, chunk_size=100, batch_size=2)
+    real, calls = stein._local_log_weights, []
+
+    def counted(*args, die_at=None):
+        calls.append(1)
+        if len(calls) == die_at:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(stein, "_local_log_weights", lambda *a: counted(*a, die_at=3))  # batch 2's first chunk
+    with pytest.raises(KeyboardInterrupt):
+        stein.predictive_log_likelihood(model, x, num_samples=200, chunk_size=100, batch_size=2, resume=store)
+    assert store.exists()
+    calls.clear()
+    monkeypatch.setattr(stein, "_local_log_weights", counted)
+    resumed = stein.predictive_log_likelihood(model, x, num_samples=200, chunk_size=100, batch_size=2, resume=store)
+    assert len(calls) == 4  # two chunks for each of batches 2 and 3
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole) and not store.exists()

@@ -8,7 +8,8 @@
 ``likelihood``             importance-sampled test log p(x) with S samples (Burda et al. 2016; Tomczak &
                            Welling 2018 §5.2); finished batches are kept in ``out/.log_likelihood.partial``
                            so a killed evaluation resumes with the same values
-``predictive_likelihood``  the same with a global m integrated out under q(m) (Stein hyperprior)
+``predictive_likelihood``  the same with a global m integrated out under q(m) (Stein hyperprior), resumable
+                           from ``out/.predictive_likelihood.partial``
 ``elbo``                   test ELBO, reconstruction, KL, active units, PSIS k̂ (200 points)
 ``figures``                samples, reconstructions, latent means, log-likelihood histogram, k̂ plot
 ``pseudo_inputs``          VampPrior pseudo-inputs and samples of one component (Tomczak & Welling Fig. 4)
@@ -73,7 +74,8 @@ def _likelihood(ctx):
 def _predictive_likelihood(ctx):
     from pyrozoo.evaluation.stein import predictive_log_likelihood
     start = time.perf_counter()
-    pred = predictive_log_likelihood(ctx.model, _points(ctx), num_samples=ctx.num_samples)
+    pred = predictive_log_likelihood(ctx.model, _points(ctx), num_samples=ctx.num_samples,
+                                     resume=Path(ctx.out) / ".predictive_likelihood.partial")
     ctx.cache["ll"] = pred["log_likelihood"]
     return {"test_log_likelihood": pred["log_likelihood"].mean().item(),
             "test_predictive_elbo": pred["elbo"].mean().item(), "num_samples": ctx.num_samples,

@@ -32,21 +32,22 @@ def _local_log_weights(model, x, num_samples, global_sites):
 
 @torch.no_grad()
 def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_size=100, global_sites=("m",),
-                              seed=0):
+                              seed=0, resume=None):
     """Per point, the posterior-predictive log-likelihood with m integrated out under q(m), and the ELBO.
 
     log p(x_i | D) ≈ logsumexp_s [log p(x_i, z_s | m_s) − log q(z_s | x_i, m_s)] − log S with
     m_s ~ q(m), z_s ~ q(z | x_i, m_s) (an importance estimate of log E_{q(m)} p(x_i | m), with q(m)
     the design card's eq. 6). ``elbo`` is E_{q(m) q(z|x,m)}[log p(x_i, z | m) − log q(z | x_i, m)]
     ≤ log-likelihood in expectation (Jensen). Returns ``{"log_likelihood": (N,), "elbo": (N,)}``
-    in nats per data point.
+    in nats per data point. ``resume``: a file that keeps finished batches so a killed evaluation
+    continues with the same values, as in :func:`~pyrozoo.evaluation.likelihood.log_likelihood`.
     """
     num_samples, chunk_size = checks.count("num_samples", num_samples), checks.count("chunk_size", chunk_size)
     batch_size = checks.count("batch_size", batch_size)
     if isinstance(global_sites, str) or not all(isinstance(s, str) for s in global_sites):
         raise ValueError(f"global_sites must be a tuple of site names such as ('m',), got {global_sites!r}")
     model.check_data(x)
-    from pyrozoo.evaluation.sharding import map_batches
+    from pyrozoo.evaluation.sharding import fingerprint, map_batches
 
     def one(xb):
         acc, total, remaining = None, 0.0, num_samples
@@ -58,6 +59,8 @@ def predictive_log_likelihood(model, x, num_samples=1000, chunk_size=100, batch_
             remaining -= s
         return torch.stack([acc - math.log(num_samples), total / num_samples])
 
+    tag = fingerprint(model, x, num_samples, chunk_size, global_sites, x.device.type) if resume is not None else ""
     with pyro.validation_enabled(False):
-        ll, elbo = torch.cat([r.to(x.device) for r in map_batches(one, x, batch_size, seed, key=5)], dim=1)
+        batches = map_batches(one, x, batch_size, seed, key=5, store=resume, tag=tag)
+    ll, elbo = torch.cat([r.to(x.device) for r in batches], dim=1)
     return {"log_likelihood": ll, "elbo": elbo}
