@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     mode.add_argument("--auto-resume", action="store_true",
                       help="continue the run in --out when it has a checkpoint, else start it (pre-emptible jobs)")
-    e = sub.add_parser("evaluate", help="evaluate a run directory into RUN_DIR/evaluations/sS")
+    e = sub.add_parser("evaluate", help="evaluate a run directory into RUN_DIR/evaluations/sS",
+                       description="Evaluate a run directory into RUN_DIR/evaluations/sS (or --out). The "
+                                   "log-likelihood keeps its finished batches there, so an evaluation that is "
+                                   "killed and started again with the same settings continues where it stopped.")
     e.add_argument("run_dir")
     e.add_argument("--num-samples", type=_number(int, "--num-samples"), default=None,
                    help="importance samples S (default: the run's eval_samples)")

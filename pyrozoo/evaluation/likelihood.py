@@ -71,7 +71,7 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=None, batch_size=100, 
     def resumed(count):
         bar.update(count)
         if progress and not sys.stderr.isatty():
-            print(f"log p(x): resuming, {count} batches of {bar.total} already done", file=sys.stderr, flush=True)
+            print(f"log p(x): resuming, {count} of {bar.total} batches already done", file=sys.stderr, flush=True)
 
     tag = fingerprint(model, x, num_samples, chunk_size, x.device.type) if resume is not None else ""
     with pyro.validation_enabled(False):
