@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -213,3 +214,14 @@ def test_a_killed_log_likelihood_resumes_from_its_store_with_the_same_values(tra
         finally:
             first.copy_(kept)
     assert torch.equal(other, fresh) and not torch.equal(other[:100], whole[:100])
+
+
+def test_an_unreadable_store_is_ignored_with_a_warning(trained_vae, digits, tmp_path):
+    """A truncated or foreign ``resume`` file does not stop the evaluation: it warns, computes every
+    batch (the values of a run without the file) and removes the file."""
+    import pytest
+    x, store = digits.test[:60], tmp_path / "ll.partial"
+    store.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="unreadable evaluation store"):
+        got = log_likelihood(trained_vae, x, num_samples=10, batch_size=30, resume=store)
+    assert torch.equal(got, log_likelihood(trained_vae, x, num_samples=10, batch_size=30)) and not store.exists()

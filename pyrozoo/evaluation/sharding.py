@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -92,11 +93,17 @@ def _rank_path(store) -> Path | None:
 
 
 def _load(path: Path, tag: str) -> dict:
-    """The finished batches kept in ``path`` for ``tag`` (none when the file is absent or another tag's)."""
+    """The finished batches kept in ``path`` for ``tag`` (none when the file is absent, another tag's or
+    unreadable; an unreadable one is reported with a warning and later overwritten)."""
     if not path.exists():
         return {}
-    kept = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(kept["results"]) if kept.get("tag") == tag else {}
+    try:
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+        return dict(kept["results"]) if kept.get("tag") == tag else {}
+    except Exception as err:  # a truncated or foreign file: start the batches afresh
+        warnings.warn(f"ignoring unreadable evaluation store {path} ({type(err).__name__}); computing every batch",
+                      stacklevel=3)
+        return {}
 
 
 def _save(path: Path, tag: str, results: dict) -> None:
