@@ -219,7 +219,6 @@ def test_a_killed_log_likelihood_resumes_from_its_store_with_the_same_values(tra
 def test_an_unreadable_store_is_ignored_with_a_warning(trained_vae, digits, tmp_path):
     """A truncated or foreign ``resume`` file does not stop the evaluation: it warns, computes every
     batch (the values of a run without the file) and removes the file."""
-    import pytest
     x, store = digits.test[:60], tmp_path / "ll.partial"
     store.write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="unreadable evaluation store"):
