@@ -42,7 +42,8 @@ ROOT = DOCS.parent
 OUT = DOCS / "_generated"
 
 #: benchmark result file -> the function of benchmarks/report.py that tabulates it
-RESULT_TABLES = {"vae_family": "family_table", "vampprior-mnist": "vampprior_table", "rvae": "rvae_table",
+RESULT_TABLES = {"vae_family": "family_table", "vampprior-mnist": "vampprior_table",
+                 "vampprior-fashion-mnist": "vampprior_table", "rvae": "rvae_table",
                  "rvae_before_geodesic": "rvae_table",
                  "rvae-cuda": "rvae_table", "sintrovae_2d": "sintrovae_table", "stein_hyperprior": "stein_table",
                  "stein_hyperprior_equal_compute": "stein_compute_table", "speed": "speed_table",
