@@ -15,7 +15,7 @@ Test log p(x) by importance sampling with S = 5000 in chunks of 100 (§5.2) on a
 (``--eval-points`` to subsample), plus ELBO, KL, active units per latent level and PSIS k̂.
 Results go to ``benchmarks/results/vampprior-<dataset>.json`` after each configuration; a killed
 run resumes from ``benchmarks/runs/``, its training from the last epoch's checkpoint and its S = 5000
-log p(x) (about 50 minutes of a 50-epoch configuration on one CPU core) from the last finished batch
+log p(x) (13-68 minutes on one CPU core for the MNIST rows) from the last finished batch
 of 100 test points.
 """
 
