@@ -10,9 +10,9 @@ every rank after every step).
 """
 
 import argparse
+import gc
 import json
 import os
-import sys
 import types
 from pathlib import Path
 
@@ -134,7 +134,14 @@ def main(argv=None):
         (out / "checks.json").write_text(json.dumps({**checks, "world_size": ctx.world_size,
                                                      "history": loop.history}))
     distributed.barrier()
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    out = main()
+    # what the atexit hook would do, then a record of what it left: a DistributedDataParallel
+    # wrapper still alive here would release the process group during interpreter finalisation
+    distributed.teardown()
+    from torch.nn.parallel import DistributedDataParallel
+    alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+    (out / f"teardown-r{os.environ.get('RANK', 0)}.json").write_text(json.dumps({"ddp_alive": alive}))

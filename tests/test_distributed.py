@@ -38,10 +38,12 @@ EXIT_ABORT = "terminate called without an active exception"
 
 def assert_finished(proc):
     """The command succeeded, or its work finished and one rank then aborted at interpreter exit with
-    :data:`EXIT_ABORT`. That abort comes after ``distributed.teardown`` destroyed the group and is
-    still seen now and then on this 2-core machine (twice in the CI runs of 2026-12-01, never when
-    the module runs alone); the assertions that follow each call check the work itself (files written
-    by rank 0 after the last collective, parameters and metrics equal to one process's)."""
+    :data:`EXIT_ABORT`. That abort came after ``distributed.teardown`` destroyed the group (twice in
+    the CI runs of 2026-12-01, never when the module ran alone); its likely cause, a wrapper in a
+    reference cycle releasing the group during finalisation, is now collected by ``teardown``
+    (see the teardown test). The tolerance stays until full CI runs confirm it is gone;
+    the assertions that follow each call check the work itself (files written by rank 0 after the
+    last collective, parameters and metrics equal to one process's)."""
     if proc.returncode != 0 and EXIT_ABORT in proc.stderr and "Signal 6 (SIGABRT)" in proc.stderr:
         warnings.warn(f"a rank aborted at interpreter exit ({EXIT_ABORT!r}) after its work")
         return
@@ -83,6 +85,16 @@ def test_two_ranks_with_half_batches_match_one_process_with_the_whole_batch(regi
         for k in a:
             if k != "seconds":
                 assert a[k] == (pytest.approx(b[k], rel=1e-9) if isinstance(b[k], float) else b[k]), k
+
+
+def test_teardown_leaves_no_wrapper_that_would_release_the_group_at_interpreter_exit(work):
+    """In the Stein regime the training strategy ends up in a reference cycle that still holds its
+    DistributedDataParallel wrapper after ``main`` returns; ``distributed.teardown`` collects it
+    while the interpreter is alive, so no gloo group is released during finalisation."""
+    run_worker("stein-hyperprior", work, 2)
+    out = work / "stein-hyperprior-2-plain"
+    for rank in (0, 1):
+        assert json.loads((out / f"teardown-r{rank}.json").read_text()) == {"ddp_alive": 0}, rank
 
 
 def test_stein_particles_are_identical_on_every_rank_after_every_step(work):

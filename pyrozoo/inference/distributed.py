@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -184,7 +185,14 @@ def teardown():
     Call it once no rank needs a collective any more (the command line does, after every
     command); :func:`setup` also registers it to run at interpreter exit. Without it gloo's worker
     threads outlive the interpreter and a rank can abort at exit ("terminate called without an
-    active exception") after its work completed."""
+    active exception") after its work completed.
+
+    ``destroy_process_group`` only drops the registry's reference: a ``DistributedDataParallel``
+    wrapper still reachable from a reference cycle (a training strategy in a cycle, as in the Stein
+    regime of tests/dist_worker.py) keeps the group, whose gloo threads would then be released
+    during interpreter finalisation, where a thread that needs the GIL aborts the process. So the
+    cycles are collected here, while the interpreter is alive."""
     if _CREATED and dist.is_available() and dist.is_initialized():
         _CREATED.clear()
         dist.destroy_process_group()
+        gc.collect()
