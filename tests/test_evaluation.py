@@ -224,3 +224,20 @@ def test_an_unreadable_store_is_ignored_with_a_warning(trained_vae, digits, tmp_
     with pytest.warns(UserWarning, match="unreadable evaluation store"):
         got = log_likelihood(trained_vae, x, num_samples=10, batch_size=30, resume=store)
     assert torch.equal(got, log_likelihood(trained_vae, x, num_samples=10, batch_size=30)) and not store.exists()
+
+
+def test_the_store_fingerprint_covers_settings_that_are_not_weights():
+    """Two R-VAEs with the same weights but the heat kernel's local or geodesic l² give different
+    log p(x); a store of one must not be resumed by the other, so their fingerprints differ, while
+    two builds of one configuration agree."""
+    from pyrozoo.evaluation.sharding import fingerprint
+    from pyrozoo.zoo import build
+
+    torch.manual_seed(0)
+    local = build("rvae", event_shape=(1, 8, 8), z_dim=2, distance="local")
+    geodesic = build("rvae", event_shape=(1, 8, 8), z_dim=2, distance="geodesic")
+    again = build("rvae", event_shape=(1, 8, 8), z_dim=2, distance="local")
+    geodesic.load_state_dict(local.state_dict())
+    again.load_state_dict(local.state_dict())
+    assert fingerprint(local) == fingerprint(again)
+    assert fingerprint(local) != fingerprint(geodesic)

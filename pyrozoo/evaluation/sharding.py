@@ -63,9 +63,10 @@ def cat(results: list, device) -> torch.Tensor:
 
 
 def fingerprint(*parts) -> str:
-    """A SHA-1 hex digest of ``parts``: tensors by dtype, shape and bytes, modules by their
-    ``state_dict`` (names and tensors), anything else by ``repr``. Identifies the work a
-    :func:`map_batches` ``store`` belongs to."""
+    """A SHA-1 hex digest of ``parts``: tensors by dtype, shape and bytes; modules by their
+    ``state_dict`` (names and tensors) and the settings of every submodule (see :func:`_settings`:
+    e.g. the R-VAE prior's ``distance``, which changes log p(x) without changing a weight);
+    anything else by ``repr``. Identifies the work a :func:`map_batches` ``store`` belongs to."""
     digest = hashlib.sha1()
 
     def add(part):
@@ -73,6 +74,7 @@ def fingerprint(*parts) -> str:
             for name, tensor in part.state_dict().items():
                 digest.update(name.encode())
                 add(tensor)
+            digest.update(repr(_settings(part)).encode())
         elif torch.is_tensor(part):
             t = part.detach().cpu().contiguous()
             digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
@@ -83,6 +85,31 @@ def fingerprint(*parts) -> str:
     for part in parts:
         add(part)
     return digest.hexdigest()
+
+
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a setting: None, a bool, number or string, or a tuple, list or dict of them."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _settings(module: torch.nn.Module) -> list:
+    """``[(submodule name, class name, sorted public plain attributes)]`` for ``module`` and every
+    submodule: the configuration that, beside the weights, decides what the module computes."""
+    out = []
+    for name, sub in module.named_modules():
+        attrs = sorted((k, sorted(v.items()) if isinstance(v, dict) else v) for k, v in vars(sub).items()
+                       if not k.startswith("_") and _plain(v))
+        out.append((name, type(sub).__qualname__, attrs))
+    return out
 
 
 def _rank_path(store) -> Path | None:
