@@ -64,7 +64,7 @@ def cat(results: list, device) -> torch.Tensor:
 
 def fingerprint(*parts) -> str:
     """A SHA-1 hex digest of ``parts``: tensors by dtype, shape and bytes; modules by their
-    ``state_dict`` (names and tensors) and the settings of every submodule (see :func:`_settings`:
+    ``state_dict`` (names and tensors) and the settings of every submodule (``_settings``:
     e.g. the R-VAE prior's ``distance``, which changes log p(x) without changing a weight);
     anything else by ``repr``. Identifies the work a :func:`map_batches` ``store`` belongs to."""
     digest = hashlib.sha1()
