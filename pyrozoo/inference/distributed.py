@@ -189,9 +189,9 @@ def teardown():
 
     ``destroy_process_group`` only drops the registry's reference: a ``DistributedDataParallel``
     wrapper still reachable from a reference cycle (a training strategy in a cycle, as in the Stein
-    regime of tests/dist_worker.py) keeps the group, whose gloo threads would then be released
-    during interpreter finalisation, where a thread that needs the GIL aborts the process. So the
-    cycles are collected here, while the interpreter is alive."""
+    regime of tests/dist_worker.py) keeps the group, which would then be released during
+    interpreter finalisation, where releasing gloo's pending work is known to abort a process
+    (it needs the GIL). So the cycles are collected here, while the interpreter is alive."""
     if _CREATED and dist.is_available() and dist.is_initialized():
         _CREATED.clear()
         dist.destroy_process_group()
