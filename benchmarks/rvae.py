@@ -123,8 +123,8 @@ def main(argv=None):
     floor = inspect.signature(riemannian_vae).parameters["min_precision"].default
     setup = (f"continuous data, ELU MLP 300-300 coders, RBF precision (350 centres, lambda 0.01), phases "
              f"{args.phases[0]} + {args.phases[1]} epochs, Adam 1e-3, batch 100, R-VAE posterior sampled "
-             f"by Euclidean reparameterisation, heat-kernel l2 {args.distance or 'geodesic'} (rvae), precision floor "
-             f"{floor:g}, VampPrior K=128, classifier {args.classifier_epochs} epochs, "
+             f"by Euclidean reparameterisation, heat-kernel l2 and precision floor of each row in its column (default "
+             f"geodesic, {floor:g}), VampPrior K=128, classifier {args.classifier_epochs} epochs, "
              f"seeds {seeds}, threads {torch.get_num_threads()}, device {args.device}")
     results = start_results(out, "runs", setup)
     for name in args.datasets.split(","):
@@ -158,7 +158,7 @@ def main(argv=None):
                                  / (args.phases[0] * v["seconds_per_epoch_phase1"][0]
                                     + args.phases[1] * v["seconds_per_epoch_phase2"][0])),
                     "paper_gpu": PAPER_SECONDS["rvae"][d] / PAPER_SECONDS["vae-rbf"][d] if d in PAPER_SECONDS["rvae"]
-                    else None})
+                    else None}, setup=setup)
 
 
 if __name__ == "__main__":
