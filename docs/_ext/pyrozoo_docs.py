@@ -77,22 +77,28 @@ def _table(header, rows) -> str:
 
 
 def sintrovae_mnist_table(res: dict) -> str:
-    """The one MNIST image run of ``benchmarks/results/sintrovae_mnist.json`` beside the range of
-    Athanasiadis et al. (2025) Table 5 over its priors."""
-    s, paper = res["summary"], res.get("paper_table5_mnist_range", {})
+    """The MNIST image runs of ``benchmarks/results/sintrovae_mnist.json`` (the main run, then each of
+    ``other_runs``, one column each) beside the range of Athanasiadis et al. (2025) Table 5 over its priors."""
+    runs = [res] + list(res.get("other_runs", []))
+    paper = res.get("paper_table5_mnist_range", {})
 
     def rng(key):
         return "–" if key not in paper else f"{paper[key][0]:.3f}–{paper[key][1]:.3f}"
 
-    rows = [["linear SVM, 2k / 10k iterations", f"{s['svm_2k']:.3f} / {s['svm_10k']:.3f}", rng("svm_2k")],
-            ["5-NN / 100-NN", f"{s['knn_5']:.3f} / {s['knn_100']:.3f}", f"{rng('knn_5')} / {rng('knn_100')}"],
-            ["responsibility entropy", f"{s['responsibility_entropy']:.3f}", "–"],
-            ["classifier-FID (not Inception), samples / reconstructions",
-             f"{s['classifier_fid_gen']:.1f} / {s['classifier_fid_rec']:.1f}", "Inception FID, not comparable"],
-            [f"test log p(x), S = {s['num_samples']}", f"{s['test_log_likelihood']:.1f}", "–"],
-            ["training time", f"{s['train_seconds'] / 60:.0f} min", "–"]]
-    return f"Setup: {res['setup']}.\n\n" + _table(["metric", "ours", "paper, MNIST (Table 5, range over priors)"],
-                                                   rows)
+    def column(s):
+        return [f"{s['svm_2k']:.3f} / {s['svm_10k']:.3f}", f"{s['knn_5']:.3f} / {s['knn_100']:.3f}",
+                f"{s['responsibility_entropy']:.3f}", f"{s['classifier_fid_gen']:.1f} / {s['classifier_fid_rec']:.1f}",
+                f"{s['test_log_likelihood']:.1f} (S = {s['num_samples']})", f"{s['train_seconds'] / 60:.0f} min"]
+
+    names = ["linear SVM, 2k / 10k iterations", "5-NN / 100-NN", "responsibility entropy",
+             "classifier-FID (not Inception), samples / reconstructions", "test log p(x)", "training time"]
+    theirs = [rng("svm_2k"), f"{rng('knn_5')} / {rng('knn_100')}", "–", "Inception FID, not comparable", "–", "–"]
+    columns = [column(r["summary"]) for r in runs]
+    rows = [[name, *(c[i] for c in columns), theirs[i]] for i, name in enumerate(names)]
+    header = ["metric", *(f"ours: {r.get('label', 'this run')}" for r in runs),
+              "paper, MNIST (Table 5, range over priors)"]
+    setups = "\n\n".join(f"Setup ({r.get('label', 'this run')}): {r['setup']}." for r in runs)
+    return f"{setups}\n\n" + _table(header, rows)
 
 
 def write_results() -> None:
